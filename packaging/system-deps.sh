@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, when they are missing and we are root.
+# Not root: lists what is missing and carries on (the tests that need a missing peer then fail
+# under CI=true and skip, loudly, elsewhere).
+#   system-deps.sh test   packages the test suite needs (Qt offscreen, later the interop peers)
+#   system-deps.sh demo   packages the GUI demo needs (Qt on X11)
+set -euo pipefail
+group=${1:?usage: system-deps.sh test|demo}
+
+# Qt offscreen (measured in a Debian 12 minbase chroot, see ARCHITECTURE.md); fontconfig pulls
+# a font, without which screenshots show boxes.
+qt_offscreen="libgl1 libegl1 libxkbcommon0 libglib2.0-0 libfontconfig1 libdbus-1-3"
+qt_x11="xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxkbcommon-x11-0"
+# Real peers for tests/interop (filled in as the issues that use them land).
+interop="openssl"
+
+case "$group" in
+  test) wanted="$qt_offscreen $interop" ;;
+  demo) wanted="$qt_offscreen $qt_x11" ;;
+  *) echo "system-deps.sh: unknown group '$group'" >&2; exit 2 ;;
+esac
+
+command -v dpkg-query >/dev/null 2>&1 || { echo "system-deps: not a Debian system; install the equivalents of: $wanted" >&2; exit 0; }
+
+missing=""
+for pkg in $wanted; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" = 0 ]; then
+  echo "system-deps: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+else
+  echo "system-deps: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+fi

@@ -1,0 +1,79 @@
+"""The ``softphone`` command: one entry point, one subcommand per job.
+
+Subcommands that later work fills in say so, both in ``--help`` and when run, and exit with
+status 2 rather than pretending to work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from softphone import __version__
+
+# What each subcommand will do and the issue that brings it; shown in --help while it is missing.
+_COMING: dict[str, tuple[str, str]] = {
+    "gui": ("the desktop phone (PySide6)", "the GUI issue"),
+    "agent": ("the headless phone: register, call, answer, JSON events", "the TLS/registration issue"),
+    "proxy": ("the registrar / sipsec proxy", "the TLS/registration and sipsec issues"),
+    "cert": ("identities: new, import, export, show", "the identities and S/MIME issue"),
+}
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    what, where = _COMING[name]
+
+    def run(_args: argparse.Namespace) -> int:
+        print(
+            f"softphone {name}: not yet available — {what} arrives with {where}.",
+            file=sys.stderr,
+        )
+        return 2
+
+    return run
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from softphone.demo import run_demo
+
+    return run_demo(gui=bool(args.gui))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="softphone",
+        description="A SIP softphone whose security you can see.",
+    )
+    parser.add_argument("--version", action="version", version=f"softphone {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the sipsec demo (today: the terminal walk-through of the SIP core; "
+        "the demo network and GUI are not yet available)",
+    )
+    mode = demo.add_mutually_exclusive_group()
+    mode.add_argument("--gui", action="store_true", help="open the GUI demo (not yet available)")
+    mode.add_argument("--terminal", action="store_true", help="run the terminal demo (default)")
+    demo.set_defaults(func=_run_demo)
+
+    for name, (what, where) in _COMING.items():
+        p = sub.add_parser(name, help=f"{what} (not yet available: arrives with {where})")
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=_not_yet(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

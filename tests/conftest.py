@@ -1,0 +1,32 @@
+"""Shared test configuration.
+
+Interop tests need real peers (Kamailio, baresip, linphonec, openssl). Where one is missing a
+developer's run skips the test with the reason; under CI (``CI=true``) the same test fails, so a
+missing install step can never turn a red suite green.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_peer(name: str, *, available: bool | None = None, hint: str = "") -> None:
+    """Skip (developer) or fail (CI) the calling test when the real peer ``name`` is missing.
+
+    ``available`` defaults to "``name`` is an executable on PATH".
+    """
+    if available is None:
+        available = shutil.which(name) is not None
+    if available:
+        return
+    message = f"real peer {name!r} is not installed{': ' + hint if hint else ''}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing peer is a failure, not a skip)")
+    pytest.skip(message)
