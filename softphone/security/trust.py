@@ -677,8 +677,7 @@ def decide_automatically(report: TrustReport) -> TrustDecision | None:
 
     ACCEPT_ONCE for a clean report or a certificate pinned for this identity; REJECT when a
     finding may never be overridden (a forged signature, no certificate); None otherwise. A
-    changed pin is
-    never accepted here, whatever else the report says.
+    changed pin is never accepted here, whatever else the report says.
     """
     if not report.overridable:
         return TrustDecision.REJECT
