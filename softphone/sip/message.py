@@ -1,0 +1,651 @@
+"""SIP messages: the header multi-dict, requests, responses and their serialisation.
+
+RFC 3261 §7 (message structure), §7.3 (header fields: case-insensitive names, compact forms,
+comma-separated lists), §8.2.6 (constructing a response), §20 (the header fields) and §21 (the
+reason phrases).
+
+A message keeps every header field line as raw text (``Headers``); the typed accessors
+(``.via``, ``.cseq``, ``.from_`` ...) parse on demand with ``softphone.sip.headers`` and raise
+``ParseError`` when the header is missing or malformed, so a server can answer 400 at the point
+where it actually needs the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+from softphone.sip.errors import LocalProtocolError, ParseError
+from softphone.sip.grammar import split_header_values
+from softphone.sip.headers import (
+    CSeq,
+    NameAddr,
+    Via,
+    parse_cseq,
+    parse_name_addr,
+    parse_via,
+)
+from softphone.sip.uri import URI
+
+__all__ = [
+    "COMPACT_FORMS",
+    "LIST_HEADERS",
+    "REASON_PHRASES",
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "canonical_name",
+    "reason_phrase",
+]
+
+_T = TypeVar("_T")
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+#: RFC 3261 §7.3.3 and the IANA registry: compact form -> canonical long name.
+COMPACT_FORMS: dict[str, str] = {
+    "i": "Call-ID",
+    "m": "Contact",
+    "f": "From",
+    "t": "To",
+    "v": "Via",
+    "e": "Content-Encoding",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "s": "Subject",
+    "k": "Supported",
+    "o": "Event",  # RFC 6665
+    "u": "Allow-Events",  # RFC 6665
+    "r": "Refer-To",  # RFC 3515
+    "b": "Referred-By",  # RFC 3892
+    "x": "Session-Expires",  # RFC 4028
+    "a": "Accept-Contact",  # RFC 3841
+    "j": "Reject-Contact",  # RFC 3841
+    "d": "Request-Disposition",  # RFC 3841
+    "y": "Identity",  # RFC 8224
+    "n": "Identity-Info",  # RFC 4474 (obsolete, still seen)
+}
+
+# Canonical spellings whose capitalisation is not simply "Title-Case" (Call-ID, CSeq,
+# WWW-Authenticate ...) plus every other header we know, so output looks like RFC examples.
+_KNOWN_NAMES = _words(
+    "Accept Accept-Contact Accept-Encoding Accept-Language Accept-Resource-Priority Alert-"
+    "Info Allow Allow-Events Answer-Mode Authentication-Info Authorization Call-ID Call-Info "
+    "Contact Content-Disposition Content-Encoding Content-ID Content-Language Content-Length "
+    "Content-Transfer-Encoding Content-Type CSeq Date Diversion Error-Info Event Expires "
+    "Feature-Caps Flow-Timer From Geolocation History-Info Identity Identity-Info In-Reply-To "
+    "Info-Package Join Max-Breadth Max-Forwards MIME-Version Min-Expires Min-SE Organization "
+    "P-Access-Network-Info P-Asserted-Identity P-Associated-URI P-Called-Party-ID P-Charging-"
+    "Vector P-Preferred-Identity Path Permission-Missing Priority Priv-Answer-Mode Privacy "
+    "Proxy-Authenticate Proxy-Authorization Proxy-Require RAck Reason Record-Route Recv-Info "
+    "Refer-Sub Refer-To Referred-By Reject-Contact Replaces Reply-To Request-Disposition "
+    "Require Resource-Priority Retry-After Route RSeq Security-Client Security-Server "
+    "Security-Verify Server Service-Route Session-Expires Session-ID SIP-ETag SIP-If-Match "
+    "Subject Subscription-State Supported Suppress-If-Match Target-Dialog Timestamp To "
+    "Trigger-Consent Unsupported User-Agent Via Warning WWW-Authenticate"
+)
+
+_CANONICAL: dict[str, str] = {n.lower(): n for n in _KNOWN_NAMES}
+_CANONICAL.update(COMPACT_FORMS)
+
+#: Headers whose field value is a comma-separated list (RFC 3261 §7.3.1): ``get_all`` splits
+#: them. Deliberately absent: the challenge/credential headers (commas separate auth-params),
+#: Date and Retry-After (commas inside the value), and every single-valued header.
+LIST_HEADERS: frozenset[str] = frozenset(
+    n.lower()
+    for n in _words(
+        "Accept Accept-Contact Accept-Encoding Accept-Language Accept-Resource-Priority Alert-"
+        "Info Allow Allow-Events Call-Info Contact Content-Encoding Content-Language Diversion "
+        "Error-Info Geolocation History-Info In-Reply-To P-Asserted-Identity P-Associated-URI "
+        "P-Preferred-Identity Path Permission-Missing Proxy-Require Reason Record-Route Recv-Info "
+        "Reject-Contact Request-Disposition Require Resource-Priority Route Security-Client "
+        "Security-Server Security-Verify Service-Route Supported Trigger-Consent Unsupported Via "
+        "Warning"
+    )
+)
+
+# name as written -> (lower-case long name, canonical name); filled lazily, bounded so that a
+# peer sending endless invented header names cannot grow it without limit.
+_NAME_CACHE: dict[str, tuple[str, str]] = {}
+_NAME_CACHE_MAX = 4096
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+for _name in (*_KNOWN_NAMES, *COMPACT_FORMS.values()):
+    # Seed the cache with the spellings on the wire: canonical, lower case and compact.
+    _NAME_CACHE[_name] = _NAME_CACHE[_name.lower()] = (_name.lower(), _name)
+for _compact, _name in COMPACT_FORMS.items():
+    _NAME_CACHE[_compact] = _NAME_CACHE[_compact.upper()] = (_name.lower(), _name)
+
+
+def _key_and_name(name: str) -> tuple[str, str]:
+    """(lookup key, canonical name) of a header name; ParseError if it is not a token."""
+    cached = _NAME_CACHE.get(name)
+    if cached is not None:
+        return cached
+    if _TOKEN_RE.fullmatch(name) is None:
+        raise ParseError(f"invalid header name {name!r}")
+    lower = name.lower()
+    canonical = _CANONICAL.get(lower, name)
+    result = (canonical.lower(), canonical)
+    if len(_NAME_CACHE) < _NAME_CACHE_MAX:
+        _NAME_CACHE[name] = result
+    return result
+
+
+def canonical_name(name: str) -> str:
+    """The canonical spelling of a header name (RFC 3261 §7.3.3, §20).
+
+    ``"call-id"`` and ``"i"`` give ``"Call-ID"``, ``"www-authenticate"`` gives
+    ``"WWW-Authenticate"``; a name we do not know is returned as given. Raises ``ParseError``
+    if ``name`` is not a token.
+    """
+    return _key_and_name(name)[1]
+
+
+class Headers:
+    """Ordered multi-dict of header field lines (RFC 3261 §7.3).
+
+    Names are case-insensitive and a compact form is the same header as its long form; fields
+    are stored and serialised under the canonical name. Values are raw text (one field line,
+    unfolded, surrounding whitespace removed).
+    """
+
+    __slots__ = ("_fields", "_index")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._fields: list[tuple[str, str, str]] = []  # (key, canonical name, value)
+        self._index: dict[str, list[str]] | None = None
+        for name, value in items:
+            self.add(name, value)
+
+    @classmethod
+    def _from_fields(cls, fields: list[tuple[str, str, str]]) -> Headers:
+        """Adopt already-validated (key, name, value) triples (used by the parser)."""
+        headers = cls.__new__(cls)
+        headers._fields = fields
+        headers._index = None
+        return headers
+
+    def _lookup_index(self) -> dict[str, list[str]]:
+        """lower-case long name -> raw values, built on first use, dropped by any change."""
+        index = self._index
+        if index is None:
+            index = {}
+            for key, _, value in self._fields:
+                values = index.get(key)
+                if values is None:
+                    index[key] = [value]
+                else:
+                    values.append(value)
+            self._index = index
+        return index
+
+    def _lookup(self, name: str) -> list[str]:
+        key = _NAME_CACHE.get(name)
+        return self._lookup_index().get(key[0] if key is not None else _key_and_name(name)[0], [])
+
+    def get(self, name: str) -> str | None:
+        """The raw value of the first field line called ``name``, or None."""
+        values = self._lookup(name)
+        return values[0] if values else None
+
+    def get_lines(self, name: str) -> list[str]:
+        """The raw values of every field line called ``name``, not split at commas."""
+        return list(self._lookup(name))
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``: field lines in order, list headers split at top-level commas.
+
+        Splitting follows RFC 3261 §7.3.1 for the headers in ``LIST_HEADERS`` (commas inside
+        quoted strings and ``<...>`` do not split); other headers give one value per field line.
+        """
+        values = self._lookup(name)
+        key = _key_and_name(name)[0]
+        if key not in LIST_HEADERS:
+            return list(values)
+        result: list[str] = []
+        for value in values:
+            if "," in value:
+                result.extend(split_header_values(value))
+            else:
+                result.append(value)
+        return result
+
+    @staticmethod
+    def _check_value(value: str) -> str:
+        # A CR or LF in a value would let a caller inject header lines (or a body).
+        if "\r" in value or "\n" in value or "\x00" in value:
+            raise LocalProtocolError(f"header value contains CR, LF or NUL: {value!r}")
+        return value.strip(" \t")
+
+    def _triple(self, name: str, value: str) -> tuple[str, str, str]:
+        try:
+            key, canonical = _key_and_name(name)
+        except ParseError as exc:
+            raise LocalProtocolError(exc.reason) from exc
+        return key, canonical, self._check_value(value)
+
+    def add(self, name: str, value: str) -> None:
+        """Append a field line."""
+        self._fields.append(self._triple(name, value))
+        self._index = None
+
+    def prepend(self, name: str, value: str) -> None:
+        """Insert before the first field of that name, or at the top if there is none.
+
+        This is how a proxy adds its Via (RFC 3261 §16.6 step 8).
+        """
+        triple = self._triple(name, value)
+        for position, (key, _, _) in enumerate(self._fields):
+            if key == triple[0]:
+                self._fields.insert(position, triple)
+                break
+        else:
+            self._fields.insert(0, triple)
+        self._index = None
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of that name by one, at the position of the first (or the end)."""
+        triple = self._triple(name, value)
+        fields: list[tuple[str, str, str]] = []
+        placed = False
+        for old in self._fields:
+            if old[0] != triple[0]:
+                fields.append(old)
+            elif not placed:
+                fields.append(triple)
+                placed = True
+        if not placed:
+            fields.append(triple)
+        self._fields = fields
+        self._index = None
+
+    def remove(self, name: str) -> None:
+        """Remove every field of that name (no error if there is none)."""
+        key = self._triple(name, "")[0]
+        self._fields = [f for f in self._fields if f[0] != key]
+        self._index = None
+
+    def remove_first(self, name: str) -> str | None:
+        """Remove the first value of a list header (or the first field line) and return it.
+
+        For a list header whose first line holds several values only the first value goes,
+        which is what a UAC does to the top Via of a response (RFC 3261 §18.1.2) or a proxy to
+        the Route it consumed (§16.4).
+        """
+        key = self._triple(name, "")[0]
+        for position, (k, canonical, value) in enumerate(self._fields):
+            if k != key:
+                continue
+            values = split_header_values(value) if key in LIST_HEADERS else [value]
+            if len(values) > 1:
+                self._fields[position] = (k, canonical, ", ".join(values[1:]))
+            else:
+                del self._fields[position]
+            self._index = None
+            return values[0] if values else value
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            return bool(self._lookup(name))
+        except ParseError:
+            return False
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((name, value) for _, name, value in self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self)!r})"
+
+    def copy(self) -> Headers:
+        """An independent copy (values are immutable strings, so a shallow list copy)."""
+        return Headers._from_fields(list(self._fields))
+
+    def serialize(self) -> str:
+        """``Name: value`` lines each ending in CRLF, in order (RFC 3261 §7.3)."""
+        return "".join(f"{name}: {value}\r\n" for _, name, value in self._fields)
+
+
+_MEDIA_TYPE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)")
+
+
+class _MessageBase:
+    """Typed accessors shared by ``Request`` and ``Response`` (RFC 3261 §20).
+
+    Each raises ``ParseError`` (400) naming the header when it is missing or malformed. The
+    parser validates the mandatory headers and leaves the objects it built in ``_handout``:
+    the first access takes that object (saving a second parse), later accesses parse again,
+    so no two callers ever share a mutable object.
+    """
+
+    headers: Headers
+    body: bytes
+    _handout: dict[str, tuple[object, object]]
+
+    def _typed(self, key: str, raw: object, parse: Callable[[], _T]) -> _T:
+        handed = self._handout.pop(key, None)
+        if handed is not None and handed[0] == raw:
+            return cast(_T, handed[1])
+        return parse()
+
+    def _required(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise ParseError(f"missing {name} header")
+        return value
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID (RFC 3261 §20.8)."""
+        value = self._required("Call-ID")
+        if not value:
+            raise ParseError("empty Call-ID header")
+        return value
+
+    @property
+    def cseq(self) -> CSeq:
+        """The CSeq (RFC 3261 §20.16)."""
+        raw = self._required("CSeq")
+        return self._typed("cseq", raw, lambda: _parse_as("CSeq", parse_cseq, raw))
+
+    @property
+    def from_(self) -> NameAddr:
+        """The From header (RFC 3261 §20.20)."""
+        raw = self._required("From")
+        return self._typed("from", raw, lambda: _parse_as("From", parse_name_addr, raw))
+
+    @property
+    def to(self) -> NameAddr:
+        """The To header (RFC 3261 §20.39)."""
+        raw = self._required("To")
+        return self._typed("to", raw, lambda: _parse_as("To", parse_name_addr, raw))
+
+    @property
+    def vias(self) -> list[Via]:
+        """Every Via value, top first (RFC 3261 §20.42); ParseError if there is none."""
+        lines = self.headers.get_lines("Via")
+        if not lines:
+            raise ParseError("missing Via header")
+        return self._typed("via", tuple(lines), lambda: parse_via_lines(lines))
+
+    @property
+    def top_via(self) -> Via:
+        """The first Via value: the one a response is routed back by (RFC 3261 §18.2.2)."""
+        return self.vias[0]
+
+    @property
+    def contacts(self) -> list[NameAddr]:
+        """Contact values (RFC 3261 §20.10); ``[]`` if absent.
+
+        ``Contact: *`` (the REGISTER wildcard, §10.2.2) also gives ``[]``: check
+        ``contact_wildcard`` before reading "no Contact" as a query.
+        """
+        values = self.headers.get_all("Contact")
+        if "*" in values:
+            if len(values) > 1:
+                raise ParseError("Contact: * mixed with other contacts")
+            return []
+        return [_parse_as("Contact", parse_name_addr, v) for v in values]
+
+    @property
+    def contact_wildcard(self) -> bool:
+        """True for ``Contact: *`` (RFC 3261 §10.2.2)."""
+        return self.headers.get_all("Contact") == ["*"]
+
+    @property
+    def routes(self) -> list[NameAddr]:
+        """Route values in order (RFC 3261 §20.34)."""
+        return [_parse_as("Route", parse_name_addr, v) for v in self.headers.get_all("Route")]
+
+    @property
+    def record_routes(self) -> list[NameAddr]:
+        """Record-Route values in order (RFC 3261 §20.30)."""
+        return [
+            _parse_as("Record-Route", parse_name_addr, v)
+            for v in self.headers.get_all("Record-Route")
+        ]
+
+    @property
+    def content_type(self) -> str | None:
+        """Lower-case ``type/subtype`` of the body without parameters (RFC 3261 §20.15)."""
+        raw = self.headers.get("Content-Type")
+        if raw is None:
+            return None
+        match = _MEDIA_TYPE_RE.match(raw)
+        if match is None or raw[match.end() :].lstrip(" \t")[:1] not in ("", ";"):
+            raise ParseError(f"malformed Content-Type header {raw!r}")
+        return f"{match[1]}/{match[2]}".lower()
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards, 0..255 (RFC 3261 §20.22), or None if absent."""
+        raw = self.headers.get("Max-Forwards")
+        return None if raw is None else parse_max_forwards(raw)
+
+    def _serialize(self, start_line: str) -> bytes:
+        # Content-Length always states the real body length (RFC 3261 §20.14): it replaces the
+        # first Content-Length field in place (others are dropped) or is appended.
+        body = self.body
+        length = str(len(body))
+        lines = [start_line]
+        placed = False
+        for key, name, value in self.headers._fields:
+            if key != "content-length":
+                lines.append(f"{name}: {value}")
+            elif not placed:
+                lines.append(f"{name}: {length}")
+                placed = True
+        if not placed:
+            lines.append(f"Content-Length: {length}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8") + body
+
+
+def _parse_as(header: str, parse: Callable[[str], _T], raw: str) -> _T:
+    """Run a header parser and name the header in the error."""
+    try:
+        return parse(raw)
+    except ParseError as exc:
+        raise ParseError(f"malformed {header} header: {exc.reason}", exc.status_code) from exc
+
+
+def parse_via_lines(lines: Iterable[str]) -> list[Via]:
+    """Parse Via field lines (each possibly a comma list) into Vias, top first (§20.42)."""
+    vias: list[Via] = []
+    for line in lines:
+        for value in split_header_values(line) if "," in line else [line]:
+            vias.append(_parse_as("Via", parse_via, value))
+    return vias
+
+
+def parse_max_forwards(raw: str) -> int:
+    """Max-Forwards = 1*DIGIT in 0..255 (RFC 3261 §20.22)."""
+    significant = raw.lstrip("0") or "0"  # "0068" is 68 (RFC 4475 wsinv)
+    if not (raw.isascii() and raw.isdigit()) or len(significant) > 3 or int(significant) > 255:
+        raise ParseError(f"malformed Max-Forwards header {raw[:20]!r}")
+    return int(significant)
+
+
+@dataclass(eq=False)
+class Request(_MessageBase):
+    """A SIP request (RFC 3261 §7.1). ``bytes(request)`` serialises it."""
+
+    method: str  # case-sensitive; unknown methods are preserved
+    uri: URI
+    headers: Headers
+    body: bytes = b""
+    version: str = "SIP/2.0"
+    _handout: dict[str, tuple[object, object]] = field(default_factory=dict, init=False, repr=False)
+
+    def __bytes__(self) -> bytes:
+        """Request-Line, headers in order, Content-Length from the body, CRLF, body (§7)."""
+        return self._serialize(f"{self.method} {self.uri} {self.version}")
+
+    def copy(self) -> Request:
+        """An independent copy (headers copied; URI shared, treat it as immutable)."""
+        return Request(self.method, self.uri, self.headers.copy(), self.body, self.version)
+
+
+@dataclass(eq=False)
+class Response(_MessageBase):
+    """A SIP response (RFC 3261 §7.2). ``bytes(response)`` serialises it."""
+
+    status_code: int  # 100..699
+    reason: str
+    headers: Headers
+    body: bytes = b""
+    version: str = "SIP/2.0"
+    _handout: dict[str, tuple[object, object]] = field(default_factory=dict, init=False, repr=False)
+
+    def __bytes__(self) -> bytes:
+        """Status-Line, headers in order, Content-Length from the body, CRLF, body (§7)."""
+        return self._serialize(f"{self.version} {self.status_code} {self.reason}")
+
+    def copy(self) -> Response:
+        """An independent copy (headers copied)."""
+        return Response(self.status_code, self.reason, self.headers.copy(), self.body, self.version)
+
+    @classmethod
+    def for_request(
+        cls,
+        request: Request,
+        status_code: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        """A response to ``request`` built per RFC 3261 §8.2.6.
+
+        Copies every Via (in order), From, To, Call-ID and CSeq; for a 100 also Timestamp
+        (§8.2.6.1). ``to_tag`` is added to To if To has no tag yet and the code is not 100
+        (§8.2.6.2). ``reason`` defaults to the §21 phrase for the code.
+        """
+        if not 100 <= status_code <= 699:
+            raise LocalProtocolError(f"status code {status_code} is not in 100..699")
+        headers = Headers()
+        for line in request.headers.get_lines("Via"):
+            headers.add("Via", line)
+        for name in ("From", "To", "Call-ID", "CSeq"):
+            value = request.headers.get(name)
+            if value is None:
+                raise LocalProtocolError(f"request has no {name} header to copy")
+            if name == "To" and to_tag and status_code != 100 and request.to.tag is None:
+                value = f"{value};tag={to_tag}"
+            headers.add(name, value)
+        timestamp = request.headers.get("Timestamp")
+        if status_code == 100 and timestamp is not None:
+            headers.add("Timestamp", timestamp)
+        return cls(status_code, reason or reason_phrase(status_code), headers, body)
+
+
+Message = Request | Response
+
+#: RFC 3261 §21 plus the codes later RFCs registered that a softphone meets.
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    199: "Early Dialog Terminated",  # RFC 6228
+    200: "OK",
+    202: "Accepted",  # RFC 6665
+    204: "No Notification",  # RFC 5839
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    305: "Use Proxy",
+    380: "Alternative Service",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    412: "Conditional Request Failed",  # RFC 3903
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    417: "Unknown Resource-Priority",  # RFC 4412
+    420: "Bad Extension",
+    421: "Extension Required",
+    422: "Session Interval Too Small",  # RFC 4028
+    423: "Interval Too Brief",
+    428: "Use Identity Header",  # RFC 8224
+    429: "Provide Referrer Identity",  # RFC 3892
+    430: "Flow Failed",  # RFC 5626
+    433: "Anonymity Disallowed",  # RFC 5079
+    436: "Bad Identity Info",  # RFC 8224
+    437: "Unsupported Credential",  # RFC 8224
+    438: "Invalid Identity Header",  # RFC 8224
+    439: "First Hop Lacks Outbound Support",  # RFC 5626
+    440: "Max-Breadth Exceeded",  # RFC 5393
+    469: "Bad Info Package",  # RFC 6086
+    470: "Consent Needed",  # RFC 5360
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    485: "Ambiguous",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    489: "Bad Event",  # RFC 6665
+    491: "Request Pending",
+    493: "Undecipherable",
+    494: "Security Agreement Required",  # RFC 3329
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    555: "Push Notification Service Not Supported",  # RFC 8599
+    580: "Precondition Failure",  # RFC 3312
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+    607: "Unwanted",  # RFC 8197
+    608: "Rejected",  # RFC 8688
+}
+
+_CLASS_PHRASES = {
+    1: "Provisional",
+    2: "Success",
+    3: "Redirection",
+    4: "Client Error",
+    5: "Server Error",
+    6: "Global Failure",
+}
+
+
+def reason_phrase(status_code: int) -> str:
+    """The RFC 3261 §21 reason phrase, or a generic one for the class (x00 treatment, §8.1.3.2)."""
+    return REASON_PHRASES.get(status_code) or _CLASS_PHRASES.get(status_code // 100, "Unknown")

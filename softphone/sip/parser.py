@@ -1,0 +1,246 @@
+"""Parsing one whole SIP message from bytes (RFC 3261 §7, §25; RFC 4475; RFC 5118).
+
+``parse_message`` is the hot path of every transport: it is written to be linear in the input
+(no regex with nested quantifiers, no repeated string concatenation) and to raise nothing but
+``ParseError``, whatever the bytes.
+
+What it accepts beyond the strict grammar, as RFC 3261 asks implementations to be liberal:
+CRLFs before the start line (§7.5), bare LF line ends, line folding (§7.3.1), whitespace
+before the colon of a header name (HCOLON), ``sip/2.0`` in any case (§7.1), a missing
+Content-Length on a datagram (the rest of the datagram is the body, §18.3), bytes after the body
+(ignored, §18.3), a missing Max-Forwards (RFC 2543 peers).
+
+What it rejects, with the status a server answers (the rest of the message is never trusted):
+505 for a SIP version other than 2.0; 413 over ``max_size``; 400 for anything else, including
+a Request-Line with other than single spaces (RFC 4475 lwsstart, trws), a Request-URI in
+``<>``, with LWS or with URI headers (ltgtruri, lwsruri, escruri), a status code that is not
+three digits in 100..699 (bigcode), a Content-Length that is negative, not a number, larger
+than the body, or given twice differently (ncl, clerr), a missing, repeated or malformed
+To/From/CSeq/Call-ID/Via or Max-Forwards (§8.1.1; insuf, multi01, scalar02, badinv01), a CSeq
+method that is not the request method (mismatch01, mismatch02), control characters or invalid
+UTF-8 in the header section.
+"""
+
+from __future__ import annotations
+
+import re
+
+from softphone.sip.errors import ParseError
+from softphone.sip.headers import CSeq, NameAddr, parse_cseq, parse_name_addr
+from softphone.sip.message import (
+    _NAME_CACHE,
+    Headers,
+    Request,
+    Response,
+    _key_and_name,
+    _parse_as,
+    canonical_name,
+    parse_max_forwards,
+    parse_via_lines,
+)
+from softphone.sip.uri import SipURI, parse_uri
+
+__all__ = ["parse_headers", "parse_message"]
+
+_HEAD_END_RE = re.compile(rb"\n\r?\n")
+# Control characters other than HTAB are not allowed in the header section (TEXT-UTF8, §25.1)
+# except as the second half of a quoted-pair (RFC 4475 intmeth: "\<NUL>" in a display name).
+# Deleting them and comparing lengths is several times faster than a regex search.
+_CONTROL_CHARS = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_UNESCAPED_CONTROL_RE = re.compile(rb"(?<!\\)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
+# absoluteURI-ish: a scheme, then visible ASCII without the characters that are never legal.
+_REQUEST_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[!#-;=?-~]+")
+# callid = word [ "@" word ] (§25.1)
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
+_MAX_LENGTH_DIGITS = 12
+_SINGLE = tuple((name.lower(), name) for name in ("Call-ID", "From", "To", "CSeq", "Max-Forwards"))
+
+
+def parse_message(data: bytes, *, max_size: int = 65536 * 4) -> Request | Response:
+    """Parse one datagram or one framed message into a ``Request`` or ``Response``.
+
+    Raises only ``ParseError``, whose ``status_code`` is the response to send: 505 for a
+    version other than SIP/2.0, 413 when ``data`` exceeds ``max_size``, 400 otherwise (see
+    the module docstring for the rules). The mandatory headers of §8.1.1 are parsed here;
+    other typed headers are parsed when their accessor is used.
+    """
+    try:
+        return _parse(bytes(data), max_size)
+    except ParseError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        # A bug in a header parser must still end as a 400, never as a crash of the transport.
+        raise ParseError(f"malformed message ({type(exc).__name__})") from exc
+
+
+def _parse(data: bytes, max_size: int) -> Request | Response:
+    if len(data) > max_size:
+        raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", 413)
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
+    end = _HEAD_END_RE.search(data)
+    if end is None:
+        raise ParseError("no empty line after the header section")
+    head = data[: end.start()]
+    if head.endswith(b"\r"):
+        head = head[:-1]
+    if (
+        len(head.translate(None, _CONTROL_CHARS)) != len(head)
+        and _UNESCAPED_CONTROL_RE.search(head) is not None
+    ):
+        raise ParseError("control character in the header section")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParseError("header section is not valid UTF-8") from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            raise ParseError("CR not followed by LF in the header section")
+    start_line, _, header_text = text.partition("\n")
+    headers = parse_headers(header_text)
+    rest = data[end.end() :]
+    body = _body(headers, rest)
+    if start_line[:4].upper() == "SIP/":
+        return _response(start_line, headers, body)
+    return _request(start_line, headers, body)
+
+
+def parse_headers(text: str) -> Headers:
+    """Parse LF-separated header field lines (no start line, no empty line) into ``Headers``.
+
+    Unfolds continuation lines (§7.3.1) to one SP; tolerates SP/HT before the colon.
+    Used for the message header section and for MIME body parts (RFC 2046 §5.1).
+    """
+    if not text:
+        return Headers._from_fields([])
+    if text[0] in " \t":
+        raise ParseError("header section starts with a continuation line")
+    lines = text.split("\n")
+    if "\n " in text or "\n\t" in text:
+        lines = _unfold(lines)
+    fields: list[tuple[str, str, str]] = []
+    append = fields.append
+    cache = _NAME_CACHE
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise ParseError(f"header line without a colon: {line[:40]!r}")
+        key_name = cache.get(name)
+        if key_name is None:
+            key_name = _key_and_name(name.rstrip(" \t"))
+        append((key_name[0], key_name[1], value.strip(" \t")))
+    return Headers._from_fields(fields)
+
+
+def _unfold(lines: list[str]) -> list[str]:
+    """Join continuation lines to the line they continue, with one SP (§7.3.1)."""
+    logical: list[str] = []
+    parts: list[str] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            piece = line.strip(" \t")
+            if piece:
+                parts.append(piece)
+            continue
+        if parts:
+            logical.append(" ".join(parts))
+        parts = [line.rstrip(" \t")]
+    if parts:
+        logical.append(" ".join(parts))
+    return logical
+
+
+def _body(headers: Headers, rest: bytes) -> bytes:
+    """The body: Content-Length bytes of ``rest``, or all of it if there is no Content-Length."""
+    values = headers._lookup_index().get("content-length")
+    if not values:
+        return rest  # a datagram without Content-Length: the rest is the body (§18.3)
+    value = values[0]
+    if any(v != value for v in values):
+        raise ParseError("conflicting Content-Length headers")
+    if not (value.isascii() and value.isdigit()):
+        raise ParseError(f"malformed Content-Length header {value[:20]!r}")
+    if len(value) > _MAX_LENGTH_DIGITS or int(value) > len(rest):
+        raise ParseError(f"Content-Length {value[:20]} exceeds the {len(rest)} bytes of body")
+    return rest[: int(value)]
+
+
+def _check_version(version: str) -> str:
+    """'SIP/2.0' (case-insensitive, §7.1); 505 for another SIP version, 400 for garbage."""
+    if version.upper() == "SIP/2.0":
+        return "SIP/2.0"
+    if _VERSION_RE.fullmatch(version) is not None:
+        raise ParseError(f"SIP version {version[:20]} not supported", 505)
+    raise ParseError(f"malformed SIP version {version[:20]!r}")
+
+
+def _response(start_line: str, headers: Headers, body: bytes) -> Response:
+    # Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2). The reason may be
+    # empty (RFC 4475 noreason); a missing SP before an empty reason is tolerated.
+    version, _, tail = start_line.partition(" ")
+    version = _check_version(version)
+    code, _, reason = tail.partition(" ")
+    if not (len(code) == 3 and code.isascii() and code.isdigit() and "1" <= code[0] <= "6"):
+        raise ParseError(f"malformed status code {code[:20]!r}")
+    response = Response(int(code), reason, headers, body, version)
+    _check_mandatory(response, None)
+    return response
+
+
+def _request(start_line: str, headers: Headers, body: bytes) -> Request:
+    # Request-Line = Method SP Request-URI SP SIP-Version (§7.1): exactly single spaces.
+    parts = start_line.split(" ")
+    if len(parts) != 3:
+        raise ParseError(f"malformed Request-Line {start_line[:60]!r}")
+    method, uri_text, version = parts
+    if _TOKEN_RE.fullmatch(method) is None:
+        raise ParseError(f"malformed method {method[:20]!r}")
+    version = _check_version(version)
+    if not uri_text.isascii() or _REQUEST_URI_RE.fullmatch(uri_text) is None:
+        raise ParseError(f"malformed Request-URI {uri_text[:60]!r}")
+    uri = parse_uri(uri_text)
+    if isinstance(uri, SipURI) and uri.headers:
+        # §19.1.1 table: URI headers are not allowed in a Request-URI (RFC 4475 escruri).
+        raise ParseError("Request-URI contains URI headers")
+    request = Request(method, uri, headers, body, version)
+    _check_mandatory(request, method)
+    return request
+
+
+def _check_mandatory(message: Request | Response, method: str | None) -> None:
+    """Parse the headers every message must carry (§8.1.1); hand the results to the message."""
+    index = message.headers._lookup_index()
+    for key, name in _SINGLE:
+        if len(index.get(key, ())) > 1:
+            raise ParseError(f"more than one {name} header")
+    call_id = _required(index, "call-id")
+    if _CALL_ID_RE.fullmatch(call_id) is None:
+        raise ParseError(f"malformed Call-ID header {call_id[:60]!r}")
+    handout = message._handout
+    cseq_raw = _required(index, "cseq")
+    cseq: CSeq = _parse_as("CSeq", parse_cseq, cseq_raw)
+    if method is not None and cseq.method != method:
+        raise ParseError(f"CSeq method {cseq.method} does not match the {method} request")
+    handout["cseq"] = (cseq_raw, cseq)
+    for name, key in (("From", "from"), ("To", "to")):
+        raw = _required(index, key)
+        value: NameAddr = _parse_as(name, parse_name_addr, raw)
+        handout[key] = (raw, value)
+    via_lines = index.get("via")
+    if not via_lines:
+        raise ParseError("missing Via header")
+    handout["via"] = (tuple(via_lines), parse_via_lines(via_lines))
+    max_forwards = index.get("max-forwards")
+    if max_forwards is not None:
+        parse_max_forwards(max_forwards[0])
+
+
+def _required(index: dict[str, list[str]], key: str) -> str:
+    values = index.get(key)
+    if not values:
+        raise ParseError(f"missing {canonical_name(key)} header")
+    return values[0]
