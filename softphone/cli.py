@@ -15,7 +15,10 @@ from softphone import __version__
 # What each subcommand will do and the issue that brings it; shown in --help while it is missing.
 _COMING: dict[str, tuple[str, str]] = {
     "gui": ("the desktop phone (PySide6)", "the GUI issue"),
-    "agent": ("the headless phone: register, call, answer, JSON events", "the TLS/registration issue"),
+    "agent": (
+        "the headless phone: register, call, answer, JSON events",
+        "the TLS/registration issue",
+    ),
     "proxy": ("the registrar / sipsec proxy", "the TLS/registration and sipsec issues"),
     "cert": ("identities: new, import, export, show", "the identities and S/MIME issue"),
 }

@@ -8,7 +8,9 @@ import pytest
 from softphone.cli import main
 
 
-def test_help_lists_every_subcommand_and_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_lists_every_subcommand_and_says_what_is_missing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
@@ -40,3 +42,22 @@ def test_console_entry_point_is_installed() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("softphone ")
+
+
+def test_demo_preview_messages_say_what_each_proxy_reads() -> None:
+    from softphone.demo import sips_invite, sipsec_connect
+    from softphone.sip.parser import parse_message
+
+    invite = parse_message(bytes(sips_invite()))
+    assert invite.body.count(b"a=crypto:") >= 1  # the keys a sips: proxy can read
+
+    wire = bytes(sipsec_connect())
+    connect = parse_message(wire)
+    assert wire.startswith(b"CONNECT sips:bob@example.test SIP/2.0\r\n")
+    assert b"sipsec:" not in wire  # draft-gurbani-sip-sipsec §6.2: never on the wire
+    assert connect.headers.get_all("Require") == ["sipsec"]
+    assert connect.headers.get_all("Proxy-Require") == ["sipsec"]
+    assert connect.body == b""
+    for revealing in ("User-Agent", "Subject", "Content-Type"):
+        assert revealing not in connect.headers
+    assert connect.from_.display_name is None
