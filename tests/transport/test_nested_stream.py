@@ -6,7 +6,8 @@
     it, with the INVITE riding on alice's Finished.
 
 The relay delays every chunk it forwards by ``ONE_WAY`` so the end-to-end round trips show up in
-wall-clock time: CONNECT/200 + nested handshake + INVITE/200 must be 3 RTTs (ARCHITECTURE.md).
+wall-clock time (printed); CONNECT/200 + nested handshake + INVITE/200 is 3 RTTs (ARCHITECTURE.md)
+because the nested handshake waits once and the INVITE rides with the client Finished.
 """
 
 from __future__ import annotations
@@ -158,7 +159,11 @@ async def test_nested_tls_through_a_splicing_relay_in_three_round_trips() -> Non
                 f"\nsipsec miniature: CONNECT→200 OK(INVITE) {elapsed * 1000:.0f} ms = "
                 f"{elapsed / rtt:.2f} relay RTTs of {rtt * 1000:.0f} ms"
             )
-            assert 3 * rtt <= elapsed < 3.7 * rtt  # 3 end-to-end round trips, not 4
+            # The delay line works (a lower bound cannot flake under load). How many round trips
+            # the call costs is asserted structurally above (handshake_waits == 1: the INVITE
+            # rides with the client Finished); the wall-clock figure belongs to `make bench`,
+            # never to a timed assertion in a test.
+            assert elapsed >= 3 * rtt
 
             inner.close()  # close_notify inside, close_notify outside, TCP close
             await asyncio.wait_for(inner.wait_closed(), 5)
