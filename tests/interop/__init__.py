@@ -1,0 +1,1 @@
+"""Interop tests against real, independently written SIP peers (Kamailio, ...) on loopback."""
