@@ -1,0 +1,297 @@
+"""What the engine tells its driver: typed events, one frozen dataclass each.
+
+The headless agent prints each as one JSON line (:meth:`Event.to_json_line`); the GUI turns
+each into a Qt signal. ``to_json()`` always has ``"event"``, the event's name, first; the
+other keys are the fields. Events are validated when built (h11 style) and carry no secret:
+no password, no Digest response, no private key, only what the person may see.
+
+=======================  ===========================================================
+``registered``           the registrar accepted the binding (RFC 3261 §10.2.4)
+``registration_failed``  a REGISTER failed; ``retrying`` says whether the engine goes on
+``unregistered``         the binding was removed (asked for, or expired)
+``trust_required``       a certificate needs a person's decision; something waits for it
+``connection_lost``      the flow to a server broke (RFC 5626 §4.4 flow failure)
+``connection_restored``  a new flow replaced it
+=======================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any, ClassVar, TypeAlias
+
+from softphone.security.certificates import fingerprint_hex
+from softphone.security.trust import TrustDecisionRequired, TrustReport
+from softphone.sip.errors import ParseError
+from softphone.sip.uri import SipURI, parse_uri
+from softphone.ua.account import Transport
+
+__all__ = [
+    "EVENT_TYPES",
+    "ConnectionLost",
+    "ConnectionRestored",
+    "Event",
+    "JsonValue",
+    "Registered",
+    "RegistrationFailed",
+    "TrustProblem",
+    "TrustRequired",
+    "Unregistered",
+    "event_from_json",
+]
+
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+
+
+def _check_uri(what: str, text: str) -> None:
+    """A sip:/sips: URI without a password in it: events are printed and logged."""
+    try:
+        uri = parse_uri(text)
+    except ParseError:
+        raise ValueError(f"{what} is not a SIP URI") from None
+    if not isinstance(uri, SipURI):
+        raise ValueError(f"{what} must be a sip: or sips: URI")
+    if uri.password is not None:
+        raise ValueError(f"{what} must not contain a password")
+
+
+def _check_int(what: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer from {low} to {high}, not {value!r}")
+
+
+def _check_str(what: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+
+
+def _json(value: object) -> JsonValue:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return _json(value.value)
+    if isinstance(value, tuple | list):
+        return [_json(v) for v in value]
+    if isinstance(value, _JsonDataclass):
+        return value.to_json()
+    # Anything else (a Secret, bytes, a certificate) is a mistake, not something to stringify.
+    raise TypeError(f"{type(value).__name__} has no JSON form in an event")
+
+
+class _JsonDataclass:
+    """``to_json()`` for a dataclass: its fields in order, converted by :func:`_json`."""
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+class Event(_JsonDataclass):
+    """Base class of the engine's events; ``name`` is the ``"event"`` value in JSON."""
+
+    name: ClassVar[str]
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"event": self.name, **super().to_json()}
+
+    def to_json_line(self) -> str:
+        """One line of JSON (UTF-8 text, no newline inside), as the agent prints it."""
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _transport(value: Transport | str) -> Transport:
+    try:
+        return Transport(value)
+    except ValueError:
+        raise ValueError(f"transport must be tls, tcp or udp, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Registered(Event):
+    """The registrar accepted our binding for ``expires`` seconds (RFC 3261 §10.2.4: the
+    value the 200 OK gave, which may be less than asked). ``registrar_fingerprint`` is the
+    SHA-256 of the registrar's certificate (``AB:12:...``) over TLS, else ``None``."""
+
+    name: ClassVar[str] = "registered"
+
+    aor: str
+    expires: int
+    registrar: str
+    registrar_fingerprint: str | None
+    transport: Transport
+
+    def __post_init__(self) -> None:
+        _check_uri("aor", self.aor)
+        _check_uri("registrar", self.registrar)
+        _check_int("expires", self.expires, 0, 2**32 - 1)
+        if self.registrar_fingerprint is not None:
+            _check_str("registrar_fingerprint", self.registrar_fingerprint)
+        object.__setattr__(self, "transport", _transport(self.transport))
+        if self.transport is Transport.TLS and self.registrar_fingerprint is None:
+            raise ValueError("a registration over TLS must say which certificate it trusted")
+
+
+@dataclass(frozen=True)
+class RegistrationFailed(Event):
+    """A REGISTER failed: ``reason`` in words, the final ``status_code`` if a response came
+    (``None`` for a timeout, a refused certificate, a DNS failure), and whether the engine
+    will try again by itself."""
+
+    name: ClassVar[str] = "registration_failed"
+
+    aor: str
+    reason: str
+    status_code: int | None
+    retrying: bool
+
+    def __post_init__(self) -> None:
+        _check_uri("aor", self.aor)
+        _check_str("reason", self.reason)
+        if self.status_code is not None:
+            _check_int("status_code", self.status_code, 300, 699)
+        if not isinstance(self.retrying, bool):
+            raise TypeError("retrying must be a bool")
+
+
+@dataclass(frozen=True)
+class Unregistered(Event):
+    """The binding is gone: we removed it (``Expires: 0``), or it lapsed. ``reason`` says
+    which, in words."""
+
+    name: ClassVar[str] = "unregistered"
+
+    aor: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _check_uri("aor", self.aor)
+        _check_str("reason", self.reason)
+
+
+@dataclass(frozen=True)
+class TrustProblem(_JsonDataclass):
+    """One finding of a :class:`~softphone.security.trust.TrustReport`: the problem's code
+    (``"expired"``, ``"unknown-ca"``...), the index in the chain of the certificate it
+    concerns (0: the peer's own) and the message for the person."""
+
+    problem: str
+    certificate: int
+    message: str
+
+
+@dataclass(frozen=True)
+class TrustRequired(Event):
+    """A certificate only a person can decide on; ``waiting_for`` says what is paused in
+    words ("registration to example.test"). A summary of the report: who it should be,
+    every problem with its message, the peer certificate's SHA-256 (``AB:12:...``), the
+    subjects of the chain (peer first), whether it replaced a pinned certificate (the loud
+    case, UX.md) and whether the person may accept it at all."""
+
+    name: ClassVar[str] = "trust_required"
+
+    waiting_for: str
+    identity: str
+    problems: tuple[TrustProblem, ...]
+    fingerprint: str | None
+    chain_subjects: tuple[str, ...]
+    changed: bool
+    overridable: bool
+
+    def __post_init__(self) -> None:
+        if not self.waiting_for:
+            raise ValueError("say what is waiting for the decision")
+        _check_str("identity", self.identity)
+        object.__setattr__(self, "problems", tuple(self.problems))
+        object.__setattr__(self, "chain_subjects", tuple(self.chain_subjects))
+        if not all(isinstance(p, TrustProblem) for p in self.problems):
+            raise TypeError("problems must be TrustProblem values")
+
+    @classmethod
+    def from_report(cls, report: TrustReport, waiting_for: str) -> TrustRequired:
+        return cls(
+            waiting_for=waiting_for,
+            identity=str(report.identity),
+            problems=tuple(
+                TrustProblem(f.problem.value, f.certificate_index, f.message)
+                for f in report.findings
+            ),
+            fingerprint=fingerprint_hex(report.fingerprint) if report.fingerprint else None,
+            chain_subjects=tuple(c.subject for c in report.certificates),
+            changed=report.changed,
+            overridable=report.overridable,
+        )
+
+    @classmethod
+    def from_required(cls, required: TrustDecisionRequired) -> TrustRequired:
+        return cls.from_report(required.report, required.waiting_for)
+
+
+@dataclass(frozen=True)
+class ConnectionLost(Event):
+    """The connection (RFC 5626 flow) to ``remote`` (``host:port``) broke; ``reason`` in
+    words. Registration and calls over it wait for :class:`ConnectionRestored`."""
+
+    name: ClassVar[str] = "connection_lost"
+
+    aor: str
+    remote: str
+    transport: Transport
+    reason: str
+
+    def __post_init__(self) -> None:
+        _check_uri("aor", self.aor)
+        _check_str("remote", self.remote)
+        _check_str("reason", self.reason)
+        object.__setattr__(self, "transport", _transport(self.transport))
+
+
+@dataclass(frozen=True)
+class ConnectionRestored(Event):
+    """A new connection to ``remote`` replaced the lost one."""
+
+    name: ClassVar[str] = "connection_restored"
+
+    aor: str
+    remote: str
+    transport: Transport
+
+    def __post_init__(self) -> None:
+        _check_uri("aor", self.aor)
+        _check_str("remote", self.remote)
+        object.__setattr__(self, "transport", _transport(self.transport))
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.name: cls
+    for cls in (
+        Registered,
+        RegistrationFailed,
+        Unregistered,
+        TrustRequired,
+        ConnectionLost,
+        ConnectionRestored,
+    )
+}
+
+
+def event_from_json(data: dict[str, Any]) -> Event:
+    """The event a :meth:`Event.to_json` dict (or a parsed agent line) describes.
+
+    Raises ``ValueError`` for an unknown event or a missing or unknown field.
+    """
+    kind = EVENT_TYPES.get(data.get("event", ""))
+    if kind is None:
+        raise ValueError(f"unknown event {data.get('event')!r}")
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    extra = set(data) - names - {"event"}
+    if extra:
+        raise ValueError(f"unknown fields for {kind.name}: {', '.join(sorted(extra))}")
+    values = {k: v for k, v in data.items() if k != "event"}
+    if kind is TrustRequired:
+        values["problems"] = tuple(TrustProblem(**p) for p in values.get("problems", ()))
+        values["chain_subjects"] = tuple(values.get("chain_subjects", ()))
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise ValueError(f"bad {kind.name} event: {exc}") from None
