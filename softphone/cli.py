@@ -7,6 +7,7 @@ status 2 rather than pretending to work.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,7 +20,6 @@ _COMING: dict[str, tuple[str, str]] = {
         "the headless phone: register, call, answer, JSON events",
         "the TLS/registration issue",
     ),
-    "proxy": ("the registrar / sipsec proxy", "the TLS/registration and sipsec issues"),
     "cert": ("identities: new, import, export, show", "the identities and S/MIME issue"),
 }
 
@@ -43,6 +43,18 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(gui=bool(args.gui))
 
 
+# Subcommands with their own argument parser: everything after the name is theirs.
+_DELEGATED: dict[str, tuple[str, str]] = {
+    "proxy": ("softphone.server.cli", "the registrar over TLS with Digest (sipsec proxy: not yet)"),
+}
+
+
+def _delegate(name: str, argv: Sequence[str]) -> int:
+    module = importlib.import_module(_DELEGATED[name][0])
+    entry: Callable[[list[str]], int] = module.main
+    return entry(list(argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softphone",
@@ -61,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--terminal", action="store_true", help="run the terminal demo (default)")
     demo.set_defaults(func=_run_demo)
 
+    for name, (_module, what) in _DELEGATED.items():
+        sub.add_parser(name, help=f"{what}; `softphone {name} --help` for its options")
+
     for name, (what, where) in _COMING.items():
         p = sub.add_parser(name, help=f"{what} (not yet available: arrives with {where})")
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -69,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        return _delegate(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

@@ -1,0 +1,708 @@
+"""The registrar: TLS (and TCP) listeners, Digest, the location service (RFC 3261 §10.3).
+
+Two layers, as everywhere in the engine:
+
+* :class:`RegistrarCore` is sans-I/O: a request, ``now`` and the flow it came on in, the
+  response out. It checks the domain, authenticates with Digest (RFC 3261 §22; SHA-256 offered
+  before MD5, RFC 8760 §2.4), authorises the user for the To AOR (403 otherwise, §10.3 step
+  4), and hands the bindings to :class:`~softphone.server.location.LocationService`. OPTIONS
+  is answered 200; methods a registrar does not serve get 405 (known) or 501 (unknown).
+* :class:`Registrar` is the asyncio part: listeners, one :class:`StreamFramer` per connection
+  (RFC 3261 §18.3), one :class:`TransactionLayer` for the server transactions (reliable
+  transport), RFC 5626 §3.5.1 keepalives (a CRLFCRLF ping gets a CRLF pong), and the flows
+  whose loss removes their outbound bindings.
+
+A request that is framed correctly but does not parse is answered with its
+``ParseError.status_code`` (400, 505...) when enough header fields survive to route the
+response, and the connection goes on; when the framing itself is broken (no or bad
+Content-Length, limits exceeded) the connection is closed after that answer.
+
+Logs never carry Authorization values: they go through ``redact_authorization``.
+
+In-process use (tests, the demo network)::
+
+    async with running_registrar(config) as reg:
+        reg.tls_port, reg.fingerprint, reg.bindings("sip:alice@example.test")
+        await reg.drop_flows()      # as after a restart: every connection closed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import itertools
+import logging
+import re
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from softphone.security.certificates import fingerprint_hex
+from softphone.server.config import RegistrarConfig
+from softphone.server.location import Binding, LocationService, canonical_aor
+from softphone.sip.dialog import new_tag
+from softphone.sip.digest import redact_authorization
+from softphone.sip.digest_server import DigestServer
+from softphone.sip.errors import LocalProtocolError, ParseError
+from softphone.sip.framing import FramingError, StreamFramer
+from softphone.sip.headers import parse_option_tags
+from softphone.sip.message import Headers, Message, Request, Response, reason_phrase
+from softphone.sip.transaction import Send, ServerTransaction, Terminated, Timeout, Transaction
+from softphone.sip.transaction import TransportError as TransactionTransportError
+from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer
+from softphone.sip.uri import SipURI, parse_uri
+from softphone.transport.stream import (
+    ByteStream,
+    TCPStream,
+    TLSServer,
+    TLSStream,
+    TLSStreamError,
+    start_tls_server,
+)
+from softphone.transport.tls import TLSConfig
+
+__all__ = [
+    "ALLOWED_METHODS",
+    "SUPPORTED_OPTIONS",
+    "Registrar",
+    "RegistrarCore",
+    "running_registrar",
+]
+
+log = logging.getLogger(__name__)
+
+ALLOWED_METHODS = ("REGISTER", "OPTIONS", "ACK", "CANCEL")
+SUPPORTED_OPTIONS = ("outbound", "path")
+# Methods some RFC defines: a registrar answers them 405, anything else 501 (§8.2.1, §21.5.2).
+_KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "BYE",
+        "PRACK",
+        "UPDATE",
+        "INFO",
+        "MESSAGE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "PUBLISH",
+    }
+)
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization")
+
+
+# ---------------------------------------------------------------------------- sans-I/O core
+
+
+class RegistrarCore:
+    """Decides the response to each request (sans-I/O; see the module docstring)."""
+
+    def __init__(
+        self,
+        config: RegistrarConfig,
+        *,
+        digest: DigestServer | None = None,
+        location: LocationService | None = None,
+    ) -> None:
+        self.config = config
+        self.domain = config.domain.lower()
+        self.digest = digest or DigestServer(
+            config.effective_realm,
+            config.credentials(),
+            algorithms=config.algorithms,
+            nonce_lifetime=config.nonce_lifetime,
+        )
+        self.location = location or LocationService(
+            min_expires=config.min_expires,
+            max_expires=config.max_expires,
+            default_expires=config.default_expires,
+        )
+
+    def handle_request(
+        self, request: Request, now: float, *, flow: str | None = None, cancels: bool = False
+    ) -> Response | None:
+        """The final response to ``request`` (None for an ACK: nothing to answer).
+
+        ``flow`` names the connection it arrived on (RFC 5626 outbound bindings);
+        ``cancels`` says whether a CANCEL matched a server transaction (§9.2).
+        """
+        if request.method == "ACK":
+            return None
+        try:
+            return self._dispatch(request, now, flow, cancels)
+        except ParseError as exc:
+            return self._respond(request, exc.status_code, exc.reason)
+
+    def _dispatch(self, request: Request, now: float, flow: str | None, cancels: bool) -> Response:
+        if request.method == "CANCEL":
+            # Every request is answered at once, so a CANCEL changes nothing (§9.2).
+            return self._respond(request, 200 if cancels else 481)
+        if not isinstance(request.uri, SipURI):
+            return self._respond(request, 416)  # §8.2.2.1
+        unsupported = [
+            tag
+            for tag in parse_option_tags(request.headers.get_all("Require"))
+            if tag not in SUPPORTED_OPTIONS
+        ]
+        if unsupported:
+            response = self._respond(request, 420)  # §8.2.2.3
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            return response
+        if request.method == "OPTIONS":
+            return self._capabilities(self._respond(request, 200))
+        if request.method == "REGISTER":
+            return self._register(request, now, flow)
+        code = 405 if request.method in _KNOWN_METHODS else 501
+        return self._capabilities(self._respond(request, code))
+
+    def _register(self, request: Request, now: float, flow: str | None) -> Response:
+        uri = request.uri
+        assert isinstance(uri, SipURI)
+        if uri.host.lower() != self.domain:
+            return self._respond(request, 404, "Domain Not Served Here")  # §10.3 step 1
+        to_uri = request.to.uri
+        aor = canonical_aor(to_uri)
+        if not isinstance(to_uri, SipURI) or to_uri.host.lower() != self.domain:
+            return self._respond(request, 404, "Address-of-Record Not Served Here")  # step 5
+        verdict = self.digest.verify(
+            "REGISTER",
+            str(uri),
+            request.headers.get_all(self.digest.credentials_header),
+            now,
+            request.body,
+        )
+        if not verdict.ok:
+            log.info("REGISTER for %s: %s (%s)", aor, verdict.outcome.name, verdict.reason)
+            if verdict.status_code != self.digest.status_code:
+                return self._respond(request, verdict.status_code or 400, verdict.reason)
+            response = self._respond(request, self.digest.status_code)
+            for name, value in self.digest.challenge(now, stale=verdict.stale):
+                response.headers.add(name, value)
+            return response
+        user = unicodedata.normalize("NFC", to_uri.user or "")
+        if verdict.username != user:
+            # §10.3 step 4: this user may not change this AOR's bindings.
+            log.info("REGISTER for %s by %r refused: not their AOR", aor, verdict.username)
+            return self._respond(request, 403, "Forbidden: Not Your Address-of-Record")
+        result = self.location.register(request, aor, now, flow=flow)
+        response = self._respond(request, result.status_code, result.reason)
+        if result.min_expires is not None:
+            response.headers.add("Min-Expires", str(result.min_expires))
+        for contact in result.contacts:
+            response.headers.add("Contact", contact)
+        if result.ok:
+            for path in result.path:
+                response.headers.add("Path", path)
+            if result.outbound:
+                response.headers.add("Require", "outbound")
+                if self.config.flow_timer is not None:
+                    response.headers.add("Flow-Timer", str(self.config.flow_timer))
+            response.headers.add("Supported", ", ".join(SUPPORTED_OPTIONS))
+        if result.status_code == 500:
+            response.headers.add("Retry-After", "5")
+        log.info(
+            "REGISTER for %s by %s on %s: %d, %d binding(s)",
+            aor,
+            verdict.username,
+            flow,
+            result.status_code,
+            len(result.bindings),
+        )
+        return response
+
+    def _respond(self, request: Request, code: int, reason: str | None = None) -> Response:
+        return Response.for_request(request, code, _safe_reason(reason), to_tag=new_tag())
+
+    @staticmethod
+    def _capabilities(response: Response) -> Response:
+        response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        response.headers.add("Supported", ", ".join(SUPPORTED_OPTIONS))
+        return response
+
+
+def _safe_reason(reason: str | None) -> str | None:
+    """A Reason-Phrase from our own words: printable, one line, bounded."""
+    if reason is None:
+        return None
+    cleaned = "".join(c if c.isprintable() else " " for c in reason)[:120].strip()
+    return cleaned or None
+
+
+def loggable(message: Message) -> str:
+    """The header section of ``message`` for a debug log, credentials redacted."""
+    lines = []
+    for name, value in message.headers:
+        shown = redact_authorization(value) if name.lower() in _CREDENTIAL_HEADERS else value
+        lines.append(f"{name}: {shown}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- framing
+
+
+_HEAD_END_RE = re.compile(rb"\n\r?\n")
+_CONTENT_LENGTH_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I | re.M)
+
+
+@dataclass
+class _Unparsed:
+    """A frame that did not parse, with the error to answer it with."""
+
+    raw: bytes
+    error: ParseError
+
+
+@dataclass
+class _FeedResult:
+    items: list[Message | _Unparsed] = field(default_factory=list)
+    pings: int = 0
+    broken: ParseError | None = None
+
+
+class _Deframer:
+    """A :class:`StreamFramer` that survives a message which is framed but does not parse.
+
+    The framer dies on any error; when the failing frame can still be delimited (one valid
+    Content-Length, within the limits) the stream is in sync, so the frame is reported as
+    :class:`_Unparsed` and a fresh framer continues with the bytes after it. The bytes the
+    framer holds are mirrored (they are always a suffix of the stream) for that.
+    """
+
+    def __init__(self, *, max_header_bytes: int = 65536, max_body_bytes: int = 65536) -> None:
+        self._limits = (max_header_bytes, max_body_bytes)
+        self._framer = StreamFramer(
+            max_header_bytes=max_header_bytes, max_body_bytes=max_body_bytes
+        )
+        self._held = bytearray()
+
+    def feed(self, data: bytes) -> _FeedResult:
+        result = _FeedResult()
+        while True:
+            self._held += data
+            pings = self._framer.pings
+            try:
+                messages = self._framer.feed(data)
+            except FramingError as exc:
+                result.pings += self._framer.pings - pings
+                result.items += exc.messages
+                span = _locate_frame(bytes(self._held), len(exc.messages), *self._limits)
+                if span is None:
+                    start = _skip_to_frame(bytes(self._held), len(exc.messages), *self._limits)
+                    result.items.append(_Unparsed(bytes(self._held[start:]), exc))
+                    result.broken = exc
+                    self._held.clear()
+                    return result
+                start, end = span
+                result.items.append(_Unparsed(bytes(self._held[start:end]), exc))
+                data = bytes(self._held[end:])
+                self._held.clear()
+                max_header, max_body = self._limits
+                self._framer = StreamFramer(max_header_bytes=max_header, max_body_bytes=max_body)
+                continue
+            result.pings += self._framer.pings - pings
+            result.items += messages
+            del self._held[: len(self._held) - self._framer.buffered]
+            return result
+
+
+def _skip_to_frame(buffer: bytes, skip: int, max_header: int, max_body: int) -> int:
+    """Offset of frame number ``skip`` (0-based), or of the first frame that cannot be cut."""
+    pos = 0
+    for _ in range(skip):
+        span = _frame_at(buffer, pos, max_header, max_body)
+        if span is None:
+            break
+        pos = span[1]
+    while buffer.startswith(b"\r\n", pos):
+        pos += 2
+    return pos
+
+
+def _locate_frame(
+    buffer: bytes, skip: int, max_header: int, max_body: int
+) -> tuple[int, int] | None:
+    """(start, end) of frame number ``skip`` if it is complete and framed correctly."""
+    start = _skip_to_frame(buffer, skip, max_header, max_body)
+    span = _frame_at(buffer, start, max_header, max_body)
+    if span is None or span[1] > len(buffer):
+        return None
+    return span
+
+
+def _frame_at(buffer: bytes, pos: int, max_header: int, max_body: int) -> tuple[int, int] | None:
+    """The frame starting at ``pos`` after keepalives, by the rules of StreamFramer."""
+    while buffer.startswith(b"\r\n", pos):
+        pos += 2
+    match = _HEAD_END_RE.search(buffer, pos)
+    if match is None or match.end() - pos > max_header:
+        return None
+    values = {m[1].strip(b" \t") for m in _CONTENT_LENGTH_RE.finditer(buffer, pos, match.end())}
+    if len(values) != 1:
+        return None
+    value = values.pop()
+    if not value.isdigit() or len(value) > 12 or int(value) > max_body:
+        return None
+    return pos, match.end() + int(value)
+
+
+_ROUTING_HEADERS = {
+    "via": "Via",
+    "v": "Via",
+    "from": "From",
+    "f": "From",
+    "to": "To",
+    "t": "To",
+    "call-id": "Call-ID",
+    "i": "Call-ID",
+    "cseq": "CSeq",
+}
+
+
+def error_response_for_raw(raw: bytes, error: ParseError) -> Response | None:
+    """A response to a request that did not parse, built from its raw header lines.
+
+    §8.2.6 needs Via, From, To, Call-ID and CSeq copied; without Via there is no way back,
+    and a response (``SIP/...``) is never answered. Returns None when nothing can be sent.
+    """
+    stripped = raw.lstrip(b"\r\n")
+    if stripped[:4].upper() == b"SIP/":
+        return None
+    end = _HEAD_END_RE.search(stripped)
+    head = stripped[: end.start() if end else len(stripped)].decode("utf-8", "replace")
+    lines: list[str] = []
+    for line in head.replace("\r\n", "\n").split("\n")[1:]:
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    headers = Headers()
+    try:
+        for line in lines:
+            name, colon, value = line.partition(":")
+            canonical = _ROUTING_HEADERS.get(name.strip().lower())
+            if colon and canonical is not None:
+                headers.add(canonical, value.strip())
+    except (LocalProtocolError, ValueError):
+        return None
+    if "Via" not in headers:
+        return None
+    code = error.status_code if 400 <= error.status_code <= 699 else 400
+    reason = _safe_reason(f"{reason_phrase(code)} ({error.reason})")
+    return Response(code, reason or reason_phrase(code), headers)
+
+
+# ---------------------------------------------------------------------------- asyncio
+
+
+class _AsyncioStream:
+    """A :class:`ByteStream` over asyncio's StreamReader/StreamWriter (plain TCP)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    def write(self, data: bytes) -> None:
+        if self._writer.is_closing():
+            raise ConnectionResetError("write on a closed TCP connection")
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    async def read(self) -> bytes:
+        return await self._reader.read(65536)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+
+@dataclass(eq=False)
+class _Connection:
+    flow: str
+    transport: str
+    peer: tuple[str, int] | None
+    stream: ByteStream
+    task: asyncio.Task[None] | None = None
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self.stream.write(data)
+        except (OSError, RuntimeError, TLSStreamError) as exc:
+            log.info("send on %s failed: %s", self.flow, exc)
+            return False
+        return True
+
+
+class Registrar:
+    """The registrar's listeners and connections (see the module docstring)."""
+
+    def __init__(self, config: RegistrarConfig) -> None:
+        self.config = config
+        self.core = RegistrarCore(config)
+        self.layer = TransactionLayer()
+        self._tls_servers: list[TLSServer] = []
+        self._tcp_servers: list[asyncio.Server] = []
+        self._connections: dict[str, _Connection] = {}
+        self._tx_connection: dict[Transaction, _Connection] = {}
+        self._flow_ids = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._tls_config: TLSConfig | None = None
+        self.fingerprint: str | None = None  # SHA-256 of our certificate, AB:CD:... form
+
+    # -- information --------------------------------------------------------------------------
+
+    @property
+    def location(self) -> LocationService:
+        return self.core.location
+
+    @property
+    def tls_port(self) -> int:
+        if not self._tls_servers:
+            raise RuntimeError("no TLS listener")
+        return self._tls_servers[0].port
+
+    @property
+    def tcp_port(self) -> int:
+        if not self._tcp_servers:
+            raise RuntimeError("no TCP listener")
+        return int(self._tcp_servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def listening(self) -> list[tuple[str, str, int]]:
+        """(transport, host, port) of every listener."""
+        out = [("tls", *_sockname(s.server)) for s in self._tls_servers]
+        out += [("tcp", *_sockname(s)) for s in self._tcp_servers]
+        return out
+
+    @property
+    def flows(self) -> list[str]:
+        return list(self._connections)
+
+    def bindings(self, aor: str) -> list[Binding]:
+        """The live bindings of ``aor`` (any form: ``sips:alice@example.test;x=y`` too)."""
+        key = canonical_aor(parse_uri(aor))
+        return self.location.bindings(key, asyncio.get_running_loop().time())
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.config.needs_tls:
+            chain, key = self.config.tls_identity()
+            self._tls_config = TLSConfig.server(chain, key)
+            self.fingerprint = fingerprint_hex(chain[0])
+        try:
+            for address in self.config.listen:
+                if address.transport == "tls":
+                    assert self._tls_config is not None
+                    self._tls_servers.append(
+                        await start_tls_server(
+                            address.host,
+                            address.port,
+                            self._tls_config,
+                            self._on_tls_connection,
+                            on_error=_log_tls_failure,
+                        )
+                    )
+                else:
+                    self._tcp_servers.append(
+                        await asyncio.start_server(
+                            self._on_tcp_connection, address.host, address.port
+                        )
+                    )
+        except BaseException:
+            await self.close()
+            raise
+        self._timer_task = loop.create_task(self._timer_loop())
+        log.info("registrar for %s listening on %s", self.config.domain, self.listening)
+
+    async def close(self) -> None:
+        for tcp in self._tcp_servers:
+            tcp.close()
+        for tls in self._tls_servers:
+            tls.close()
+        await self.drop_flows()
+        for tls in self._tls_servers:
+            await tls.wait_closed()
+        for tcp in self._tcp_servers:
+            await tcp.wait_closed()
+        self._tls_servers.clear()
+        self._tcp_servers.clear()
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+            self._timer_task = None
+
+    async def drop_flows(self) -> None:
+        """Close every connection, as a restart would; their outbound bindings go too."""
+        connections = list(self._connections.values())
+        for conn in connections:
+            conn.stream.close()
+        tasks = [c.task for c in connections if c.task is not None and not c.task.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for conn in connections:  # in case a task never reached its cleanup
+            self._forget(conn)
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def _on_tls_connection(self, stream: TLSStream) -> None:
+        peer = (
+            stream.lower.get_extra_info("peername") if isinstance(stream.lower, TCPStream) else None
+        )
+        await self._serve(stream, "tls", _address(peer))
+
+    async def _on_tcp_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        stream = _AsyncioStream(reader, writer)
+        try:
+            await self._serve(stream, "tcp", _address(writer.get_extra_info("peername")))
+        finally:
+            stream.close()
+
+    async def _serve(
+        self, stream: ByteStream, transport: str, peer: tuple[str, int] | None
+    ) -> None:
+        where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        conn = _Connection(f"{transport}:{where}#{next(self._flow_ids)}", transport, peer, stream)
+        conn.task = asyncio.current_task()
+        self._connections[conn.flow] = conn
+        deframer = _Deframer()
+        try:
+            while True:
+                data = await stream.read()
+                if not data:
+                    break
+                result = deframer.feed(data)
+                for _ in range(result.pings):
+                    conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong
+                for item in result.items:
+                    if isinstance(item, _Unparsed):
+                        self._answer_unparsed(conn, item)
+                    else:
+                        self._on_message(conn, item)
+                if result.broken is not None:
+                    log.info("closing %s: framing broken (%s)", conn.flow, result.broken.reason)
+                    break
+        except (OSError, TLSStreamError) as exc:
+            log.info("connection %s failed: %s", conn.flow, exc)
+        finally:
+            self._forget(conn)
+            stream.close()
+
+    def _forget(self, conn: _Connection) -> None:
+        if self._connections.pop(conn.flow, None) is None:
+            return
+        gone = self.location.flow_lost(conn.flow)
+        for tx in [t for t, c in self._tx_connection.items() if c is conn]:
+            del self._tx_connection[tx]
+        log.info("flow %s closed; %d outbound binding(s) removed", conn.flow, len(gone))
+
+    def _answer_unparsed(self, conn: _Connection, item: _Unparsed) -> None:
+        log.info("unparsable message on %s: %s", conn.flow, item.error.reason)
+        response = error_response_for_raw(item.raw, item.error)
+        if response is not None:
+            conn.send(bytes(response))
+
+    def _on_message(self, conn: _Connection, message: Message) -> None:
+        if isinstance(message, Response):
+            return  # we send no requests: any response is stray (§18.1.2)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s from %s\n%s", message.method, message.uri, conn.flow, loggable(message)
+            )
+        now = asyncio.get_running_loop().time()
+        try:
+            actions = self.layer.receive(message, now, reliable=True)
+        except ParseError as exc:
+            response = error_response_for_raw(bytes(message), exc)
+            if response is not None:
+                conn.send(bytes(response))
+            return
+        self._run(actions, now, conn)
+
+    def _run(self, actions: list[LayerAction], now: float, conn: _Connection | None) -> None:
+        for action in actions:
+            if isinstance(action, NewRequest):
+                self._on_new_request(action, now, conn)
+            elif isinstance(action, Send):
+                tx = action.transaction
+                target = (self._tx_connection.get(tx) if tx is not None else None) or conn
+                sent = target is not None and target.send(bytes(action.message))
+                if not sent and isinstance(tx, ServerTransaction):
+                    self._run(self.layer.transport_error(tx, now), now, None)
+            elif (
+                isinstance(action, (Terminated, Timeout, TransactionTransportError))
+                and action.transaction is not None
+            ):
+                self._tx_connection.pop(action.transaction, None)
+            # Deliver: an ACK for a 2xx we never send; nothing to do.
+        self._wake.set()
+
+    def _on_new_request(self, action: NewRequest, now: float, conn: _Connection | None) -> None:
+        tx = action.transaction
+        if tx is None or conn is None:
+            return  # an ACK outside any transaction (§17.1.1.3): no answer
+        self._tx_connection[tx] = conn
+        response = self.core.handle_request(
+            action.request, now, flow=conn.flow, cancels=action.cancels is not None
+        )
+        if response is None:
+            return
+        if action.request.method == "REGISTER" and 200 <= response.status_code < 300:
+            response.headers.add("Date", email.utils.formatdate(usegmt=True))  # §10.3 step 8
+        log.debug("-> %d %s to %s", response.status_code, response.reason, conn.flow)
+        self._run(self.layer.send_response(response, now, transaction=tx), now, conn)
+
+    async def _timer_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            deadline = self.layer.next_deadline()
+            timeout = 30.0 if deadline is None else min(30.0, max(0.0, deadline - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            now = loop.time()
+            self.location.expire(now)
+            deadline = self.layer.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._run(self.layer.handle_timer(now), now, None)
+                self._wake.clear()
+
+
+def _sockname(server: asyncio.Server) -> tuple[str, int]:
+    name = server.sockets[0].getsockname()
+    return str(name[0]), int(name[1])
+
+
+def _address(peer: object) -> tuple[str, int] | None:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return str(peer[0]), int(peer[1])
+    return None
+
+
+def _log_tls_failure(exc: BaseException) -> None:
+    log.info("TLS connection failed: %s", exc)
+
+
+@contextlib.asynccontextmanager
+async def running_registrar(config: RegistrarConfig) -> AsyncIterator[Registrar]:
+    """A started :class:`Registrar`, closed on exit (for tests and the demo network)."""
+    registrar = Registrar(config)
+    await registrar.start()
+    try:
+        yield registrar
+    finally:
+        await registrar.close()
