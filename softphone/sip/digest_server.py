@@ -40,6 +40,7 @@ from softphone.sip.digest import (
     quote,
 )
 from softphone.sip.errors import LocalProtocolError, ParseError
+from softphone.sip.uri import parse_uri
 
 __all__ = [
     "CredentialStore",
@@ -334,7 +335,7 @@ class DigestServer:
             return self._verdict(
                 Outcome.MISMATCH, f"algorithm {creds.algorithm_name!r} not offered"
             )
-        if creds.uri != uri:
+        if creds.uri != uri and not _same_uri(creds.uri, uri):
             # RFC 2617 §3.2.2.5: "the server SHOULD return 400 Bad Request".
             return self._verdict(
                 Outcome.MISMATCH, "uri does not match the Request-URI", algorithm, status=400
@@ -411,3 +412,16 @@ class DigestServer:
             # before a restart changed the secret) is best fixed by a fresh challenge.
             status = self.status_code
         return Verdict(outcome, status, reason, username, algorithm)
+
+
+def _same_uri(credentials_uri: str, request_uri: str) -> bool:
+    """Whether the credentials' uri names the Request-URI, by RFC 3261 §19.1.4.
+
+    The server may only have the Request-URI re-serialised (other percent-encoding, parameter
+    case), while the client hashed the text it sent; the response is computed over the
+    credentials' own uri, so accepting an equivalent form weakens nothing.
+    """
+    try:
+        return parse_uri(credentials_uri) == parse_uri(request_uri)
+    except ParseError:
+        return False

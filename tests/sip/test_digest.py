@@ -932,6 +932,22 @@ def test_tampered_uri_and_method_rejected() -> None:
     assert method.outcome is Outcome.BAD_CREDENTIALS
 
 
+def test_uri_in_another_but_equivalent_form_is_accepted() -> None:
+    """The server may only have a re-serialised Request-URI; §19.1.4 equivalence suffices."""
+    server = _server()
+    client = DigestClient("bob", "zanzibar")
+    wire_uri = "sip:%62ob@BILOXI.com;Transport=TCP"
+    [h] = client.handle_challenge(401, _values(server.challenge(0.0)), "INVITE", wire_uri)
+    verdict = server.verify("INVITE", "sip:bob@biloxi.com;transport=tcp", [h.value], 1.0)
+    assert verdict.outcome is Outcome.OK
+    # Equivalence is not a wildcard: a different port is a different URI.
+    [h2] = DigestClient("bob", "zanzibar").handle_challenge(
+        401, _values(server.challenge(0.0)), "INVITE", wire_uri
+    )
+    other = server.verify("INVITE", "sip:bob@biloxi.com:5060;transport=tcp", [h2.value], 1.0)
+    assert other.outcome is Outcome.MISMATCH
+
+
 def test_unknown_user_and_other_realms() -> None:
     server = _server()
     [h] = DigestClient("eve", "x").handle_challenge(401, _values(server.challenge(0.0)), *REQ)
