@@ -20,7 +20,6 @@ _COMING: dict[str, tuple[str, str]] = {
         "the headless phone: register, call, answer, JSON events",
         "the TLS/registration issue",
     ),
-    "cert": ("identities: new, import, export, show", "the identities and S/MIME issue"),
 }
 
 
@@ -46,6 +45,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 # Subcommands with their own argument parser: everything after the name is theirs.
 _DELEGATED: dict[str, tuple[str, str]] = {
     "proxy": ("softphone.server.cli", "the registrar over TLS with Digest (sipsec proxy: not yet)"),
+    "cert": ("softphone.cert_cli", "your identity: new, import, export, show"),
 }
 
 
