@@ -16,10 +16,6 @@ from softphone import __version__
 # What each subcommand will do and the issue that brings it; shown in --help while it is missing.
 _COMING: dict[str, tuple[str, str]] = {
     "gui": ("the desktop phone (PySide6)", "the GUI issue"),
-    "agent": (
-        "the headless phone: register, call, answer, JSON events",
-        "the TLS/registration issue",
-    ),
 }
 
 
@@ -46,6 +42,10 @@ def _run_demo(args: argparse.Namespace) -> int:
 _DELEGATED: dict[str, tuple[str, str]] = {
     "proxy": ("softphone.server.cli", "the registrar over TLS with Digest (sipsec proxy: not yet)"),
     "cert": ("softphone.cert_cli", "your identity: new, import, export, show"),
+    "agent": (
+        "softphone.agent",
+        "the headless phone: registers, prints JSON events (calls: not yet)",
+    ),
 }
 
 

@@ -17,10 +17,10 @@ def test_help_lists_every_subcommand_and_says_what_is_missing(
     out = capsys.readouterr().out
     for name in ("gui", "demo", "agent", "proxy", "cert"):
         assert name in out
-    assert out.count("not yet available") >= 2
+    assert out.count("not yet available") >= 1
 
 
-@pytest.mark.parametrize("name", ["gui", "agent"])
+@pytest.mark.parametrize("name", ["gui"])
 def test_missing_subcommands_say_so_and_fail(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([name]) == 2
     assert "not yet available" in capsys.readouterr().err

@@ -1,0 +1,419 @@
+"""A flow: one connection that carries SIP, with RFC 5626 keep-alives (TLS or TCP).
+
+RFC 5626 §3.1 calls the bidirectional connection between a UA and its edge proxy a *flow*: the
+UA registers over it, the registrar sends incoming requests back over it, and the UA keeps it
+alive and notices when it dies. This module is the I/O half of that; the SIP half (REGISTER,
+transactions) is in ``softphone.ua``.
+
+Contract::
+
+    flow = await open_flow(target, secure=True, check_peer=gate_check)   # TCP + TLS + trust
+    flow.start(on_message)            # every whole SIP message read is passed to on_message
+    flow.send(request)                # the whole message in ONE write (one TLS record ≤ 16 KiB)
+    flow.start_keepalive(interval)    # CRLFCRLF every ~interval s; a CRLF pong due in 10 s
+    reason = await flow.closed        # resolves (never raises) when the flow is gone
+    flow.close("why")
+
+Rules kept here:
+
+- ``sips:`` only ever over TLS (RFC 3261 §26.2.2): a ``secure`` open refuses a TCP or UDP
+  target, whatever DNS or a ``;transport=tcp`` parameter said. No downgrade, ever.
+- RFC 3261 §26.3.2.1: the REGISTER is sent only after the registrar's certificate is accepted.
+  :func:`open_flow` therefore hands the presented chain to ``check_peer`` between the TLS
+  handshake and the first SIP byte, and returns no flow (nothing can be sent) unless it says
+  yes. A certificate that must close the connection at once (expired, draft-gurbani-sip-tls-
+  use A.2.1) is closed before the person is asked; accepting it opens a new connection, which
+  must present the very same certificate.
+- RFC 5626 §4.4.1: keep-alive for connection-oriented transports is the CRLF CRLF "ping"
+  answered by a CRLF "pong"; no pong within 10 s means the flow failed.
+
+UDP flows (RFC 5626 STUN keep-alives) are not implemented yet: a UDP target is refused with
+:class:`FlowError`.
+
+Exceptions::
+
+    FlowError               could not open the flow (connect, TLS handshake, transport refused)
+     └─ TrustRefusedError   the peer's certificate was not accepted; nothing was sent
+    FlowClosedError         send() on a flow that is gone
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from cryptography import x509
+
+from softphone.security.certificates import fingerprint_sha256
+from softphone.sip.framing import FramingError, StreamFramer
+from softphone.sip.message import Message
+from softphone.transport.locate import Target
+from softphone.transport.stream import (
+    TCPStream,
+    TLSStream,
+    TLSStreamError,
+    open_tcp_connection,
+    open_tls_connection,
+)
+from softphone.transport.tls import TLSConfig
+
+__all__ = [
+    "DEFAULT_KEEPALIVE_INTERVAL",
+    "PING",
+    "PONG",
+    "PONG_TIMEOUT",
+    "Flow",
+    "FlowClosedError",
+    "FlowError",
+    "FlowTransport",
+    "PeerCheck",
+    "PeerVerdict",
+    "TrustRefusedError",
+    "keepalive_delay",
+    "open_flow",
+]
+
+log = logging.getLogger(__name__)
+
+#: RFC 5626 §3.5.1 / §4.4.1 keep-alive bytes.
+PING = b"\r\n\r\n"
+PONG = b"\r\n"
+#: RFC 5626 §4.4.1: "If a pong is not received within 10 seconds, the flow has failed."
+PONG_TIMEOUT = 10.0
+#: RFC 5626 §4.4.1: without a Flow-Timer, a connection-oriented UA pings about every 120 s
+#: (it picks a random time between 80 % and 100 % of the interval, so phones do not align).
+DEFAULT_KEEPALIVE_INTERVAL = 120.0
+
+FlowTransport = Literal["TLS", "TCP"]
+
+
+class FlowError(Exception):
+    """The flow could not be opened; ``reason`` says why in words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TrustRefusedError(FlowError):
+    """The peer's certificate was refused (by policy or by the person); nothing was sent."""
+
+
+class FlowClosedError(FlowError):
+    """The flow is closed; ``reason`` is why it closed."""
+
+
+@dataclass(frozen=True)
+class PeerVerdict:
+    """The answer of a :data:`PeerCheck`.
+
+    ``accepted``: the connection may carry SIP. ``reason``: why not (for the person).
+    ``reconnect_requiring``: the check closed the connection before asking (expired
+    certificate) and the person then accepted; a new connection must present exactly this
+    SHA-256 fingerprint.
+    """
+
+    accepted: bool
+    reason: str = ""
+    reconnect_requiring: bytes | None = None
+
+
+#: ``check(chain, server_name, close_now) -> verdict``: decides about the peer's certificate
+#: chain (leaf first) for ``server_name``; ``close_now()`` closes the connection at once.
+PeerCheck = Callable[[Sequence[x509.Certificate], str, Callable[[], None]], Awaitable[PeerVerdict]]
+MessageHandler = Callable[[Message], None]
+
+
+def keepalive_delay(interval: float, rng: random.Random | None = None) -> float:
+    """RFC 5626 §4.4.1: a random time between 80 % and 100 % of ``interval``."""
+    r = rng or random.Random()  # noqa: S311  # spreading pings, not cryptography
+    return interval * r.uniform(0.8, 1.0)
+
+
+class Flow:
+    """One open connection carrying SIP (see the module docstring for the contract)."""
+
+    def __init__(
+        self,
+        stream: TLSStream | TCPStream,
+        target: Target,
+        *,
+        transport: FlowTransport,
+        connect_round_trips: int,
+        pong_timeout: float = PONG_TIMEOUT,
+    ) -> None:
+        self._stream = stream
+        self.target = target
+        self.transport: FlowTransport = transport
+        #: Round trips spent before the first SIP byte could go: TCP (1) + TLS handshake flights.
+        self.connect_round_trips = connect_round_trips
+        self.pong_timeout = pong_timeout
+        self.peer_chain: tuple[x509.Certificate, ...] = ()
+        self.peer_fingerprint: bytes | None = None
+        self.tls_version: str | None = None
+        if isinstance(stream, TLSStream):
+            self.peer_chain = tuple(stream.peer_chain())
+            if self.peer_chain:
+                self.peer_fingerprint = fingerprint_sha256(self.peer_chain[0])
+            result = stream.handshake_result
+            self.tls_version = result.version if result else None
+        self._framer = StreamFramer()
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pong = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.messages_sent = 0
+        self.messages_received = 0
+        self.pings_sent = 0
+        self.pongs_received = 0
+
+    # -- information --------------------------------------------------------------------------
+
+    @property
+    def remote(self) -> str:
+        """``host:port`` of the peer (IPv6 in brackets), as events show it."""
+        host = self.target.host_ip
+        return f"[{host}]:{self.target.port}" if ":" in host else f"{host}:{self.target.port}"
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """Our end of the connection (for Via sent-by and the Contact, RFC 3261 §18.1.1)."""
+        tcp = self._stream.lower if isinstance(self._stream, TLSStream) else self._stream
+        assert isinstance(tcp, TCPStream)
+        sockname = tcp.get_extra_info("sockname")
+        if isinstance(sockname, tuple) and len(sockname) >= 2:
+            return str(sockname[0]), int(sockname[1])
+        return ("0.0.0.0", 0)  # noqa: S104  # only for a transport without a socket
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed.done()
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self, on_message: MessageHandler) -> None:
+        """Start reading; each whole message goes to ``on_message`` (called in the loop)."""
+        self._spawn(self._read_loop(on_message))
+
+    def start_keepalive(self, interval: float, *, expect_pong: bool | None = True) -> None:
+        """Ping every 80-100 % of ``interval`` seconds (RFC 5626 §4.4.1).
+
+        ``expect_pong``: True when the registrar said it supports outbound (a pong missing for
+        :attr:`pong_timeout` seconds closes the flow); None to find out: once a pong came,
+        pongs are required from then on, while a peer that never answered the first ping is
+        only pinged (keeping NAT bindings open) and is not judged by it.
+        """
+        if interval <= 0:
+            raise ValueError("the keep-alive interval must be positive")
+        self._spawn(self._keepalive_loop(interval, expect_pong))
+
+    def send(self, message: Message) -> None:
+        """Write the whole message at once: one ``write`` (one TLS record up to 16 KiB, one
+        TCP send with TCP_NODELAY), so no Nagle stall or split record costs a round trip."""
+        if self.closed.done():
+            raise FlowClosedError(self.closed.result())
+        try:
+            self._stream.write(bytes(message))
+        except (OSError, RuntimeError, TLSStreamError) as exc:
+            reason = f"the connection failed while sending ({_why(exc)})"
+            self.close(reason)
+            raise FlowClosedError(reason) from exc
+        self.messages_sent += 1
+
+    async def ping(self) -> bool:
+        """Send one CRLF CRLF ping and wait up to :attr:`pong_timeout` s for the pong
+        (RFC 5626 §4.4.1); False (and the flow closed) if none came."""
+        if await self._ping_once():
+            return True
+        self.close(f"no keep-alive answer (pong) within {self.pong_timeout:g} s")
+        return False
+
+    async def _ping_once(self) -> bool:
+        self._pong.clear()
+        self._write_raw(PING)
+        self.pings_sent += 1
+        try:
+            async with asyncio.timeout(self.pong_timeout):
+                await self._pong.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self, reason: str = "closed by us") -> None:
+        """Close the connection (TLS close_notify first); ``closed`` resolves with ``reason``
+        unless it has already resolved with an earlier one."""
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        with contextlib.suppress(OSError, RuntimeError, TLSStreamError):
+            self._stream.close()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+
+    async def aclose(self, reason: str = "closed by us") -> None:
+        """:meth:`close` and wait for the reading and keep-alive tasks to end."""
+        self.close(reason)
+        current = asyncio.current_task()
+        others = [t for t in self._tasks if t is not current]
+        await asyncio.gather(*others, return_exceptions=True)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.append(task)
+
+    def _write_raw(self, data: bytes) -> None:
+        if self.closed.done():
+            raise FlowClosedError(self.closed.result())
+        try:
+            self._stream.write(data)
+        except (OSError, RuntimeError, TLSStreamError) as exc:
+            self.close(f"the connection failed while sending ({exc})")
+            raise FlowClosedError(self.closed.result()) from exc
+
+    async def _read_loop(self, on_message: MessageHandler) -> None:
+        try:
+            while not self.closed.done():
+                data = await self._stream.read()
+                if not data:
+                    self.close(f"the server at {self.remote} closed the connection")
+                    return
+                self._feed(data, on_message)
+        except asyncio.CancelledError:
+            raise
+        except FlowClosedError:
+            return
+        except (OSError, TLSStreamError) as exc:
+            self.close(f"the connection to {self.remote} failed ({_why(exc)})")
+        except Exception as exc:  # a bug in a handler must not leave the flow half alive
+            log.exception("error while handling data from %s", self.remote)
+            self.close(f"internal error while reading ({type(exc).__name__})")
+
+    def _feed(self, data: bytes, on_message: MessageHandler) -> None:
+        pings, pongs = self._framer.pings, self._framer.pongs
+        try:
+            messages = self._framer.feed(data)
+        except FramingError as exc:
+            # RFC 3261 §18.3: the stream is out of sync; deliver what was whole, then close.
+            for message in exc.messages:
+                self._deliver(message, on_message)
+            self.close(f"malformed data from {self.remote} ({exc.reason})")
+            return
+        if self._framer.pongs > pongs:
+            self.pongs_received += self._framer.pongs - pongs
+            self._pong.set()
+        for _ in range(self._framer.pings - pings):
+            self._write_raw(PONG)  # a peer's ping (RFC 5626 §3.5.1) is answered in kind
+        for message in messages:
+            self._deliver(message, on_message)
+
+    def _deliver(self, message: Message, on_message: MessageHandler) -> None:
+        self.messages_received += 1
+        on_message(message)
+
+    async def _keepalive_loop(self, interval: float, expect_pong: bool | None) -> None:
+        strict = expect_pong
+        with contextlib.suppress(FlowClosedError):
+            while not self.closed.done():
+                await asyncio.sleep(keepalive_delay(interval))
+                if self.closed.done():
+                    return
+                if strict is False:
+                    self._write_raw(PING)
+                    self.pings_sent += 1
+                    continue
+                answered = await self._ping_once()
+                if answered:
+                    strict = True  # the peer pongs: from now on a missing pong is a failure
+                elif strict:
+                    self.close(f"no keep-alive answer (pong) within {self.pong_timeout:g} s")
+                    return
+                else:
+                    strict = False  # a peer that never pongs: keep its NAT binding open only
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def _check_transport(target: Target, secure: bool) -> FlowTransport:
+    if target.transport == "UDP":
+        raise FlowError("UDP flows are not supported yet; use TLS or TCP")
+    if secure and target.transport != "TLS":
+        # RFC 3261 §26.2.2: a sips: URI means TLS on every hop; never fall back to TCP.
+        raise FlowError(f"a sips: address needs TLS; refusing to connect over {target.transport}")
+    return "TLS" if target.transport == "TLS" else "TCP"
+
+
+async def open_flow(
+    target: Target,
+    *,
+    secure: bool,
+    check_peer: PeerCheck | None = None,
+    tls_config: TLSConfig | None = None,
+    connect_timeout: float = 10.0,
+    pong_timeout: float = PONG_TIMEOUT,
+) -> Flow:
+    """Connect to ``target`` and return a flow ready for SIP (not yet reading: call start).
+
+    For TLS, ``check_peer`` is required and decides about the certificate before anything
+    is sent (RFC 3261 §26.3.2.1); ``tls_config`` defaults to a client config whose SNI and
+    name to check are ``target.server_name`` (RFC 5922 §4). Raises :class:`FlowError` (a
+    :class:`TrustRefusedError` when the certificate was not accepted).
+    """
+    transport = _check_transport(target, secure)
+    if transport == "TCP":
+        try:
+            tcp = await open_tcp_connection(target.host_ip, target.port, timeout=connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise FlowError(
+                f"cannot connect to {target.host_ip}:{target.port} ({_why(exc)})"
+            ) from exc
+        return Flow(tcp, target, transport="TCP", connect_round_trips=1, pong_timeout=pong_timeout)
+    if check_peer is None:
+        raise FlowError("a TLS flow needs a certificate check: nothing is accepted silently")
+    config = dataclasses.replace(tls_config or TLSConfig.client(), server_name=target.server_name)
+    stream = await _tls_connect(target, config, connect_timeout)
+    verdict = await check_peer(stream.peer_chain(), target.server_name, stream.close)
+    if not verdict.accepted:
+        stream.close()
+        raise TrustRefusedError(verdict.reason or "the server's certificate was not accepted")
+    if verdict.reconnect_requiring is not None:
+        stream.close()
+        stream = await _tls_connect(target, config, connect_timeout)
+        chain = stream.peer_chain()
+        if not chain or fingerprint_sha256(chain[0]) != verdict.reconnect_requiring:
+            stream.close()
+            raise TrustRefusedError(
+                "the server presented a different certificate on the new connection than the "
+                "one you accepted"
+            )
+    return Flow(
+        stream,
+        target,
+        transport="TLS",
+        connect_round_trips=1 + stream.handshake_waits,
+        pong_timeout=pong_timeout,
+    )
+
+
+async def _tls_connect(target: Target, config: TLSConfig, timeout: float) -> TLSStream:
+    try:
+        return await open_tls_connection(target.host_ip, target.port, config, timeout=timeout)
+    except TLSStreamError as exc:
+        raise FlowError(f"TLS with {target.host_ip}:{target.port} failed ({exc.reason})") from exc
+    except (OSError, TimeoutError) as exc:
+        raise FlowError(f"cannot connect to {target.host_ip}:{target.port} ({_why(exc)})") from exc
+
+
+def _why(exc: BaseException) -> str:
+    # TimeoutError and some OSErrors have no message of their own.
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "timed out"
+    return str(exc) or type(exc).__name__

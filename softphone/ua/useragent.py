@@ -1,0 +1,556 @@
+"""The user agent: the one façade the GUI, the headless agent and the demo drive.
+
+For now it registers one account over one RFC 5626 flow and keeps the registration alive::
+
+    ua = UserAgent(account, pin_store_path=path, trust_policy="ask", answerer=ask, on_event=cb)
+    binding = await ua.register()     # locate, TCP, TLS, certificate decision, REGISTER/401/200
+    ...                               # refreshes on the same flow; re-registers after a loss
+    await ua.unregister()             # Expires: 0
+    await ua.close()                  # unregisters first if still registered
+
+What happens, with the RFC for each step:
+
+1. RFC 3263: :func:`~softphone.transport.locate.locate` orders the registrar's targets; each
+   is tried in turn (§4.3). ``sips:`` yields TLS targets only and the flow refuses anything else.
+2. RFC 3261 §26.3.2.1: the TLS flow asks the :class:`~softphone.ua.trustgate.TrustGate` about
+   the certificate before the first SIP byte; a refusal ends the attempt (no retry loop).
+3. RFC 3261 §10.2: REGISTER through the transaction layer (reliable transport: no
+   retransmissions, Timer F still bounds the wait); 401/407 answered by Digest, 423 retried
+   with Min-Expires, 403 or a wrong password reported once, never retried by themselves.
+4. RFC 3261 §10.2.4: the refresh is due before the granted interval ends
+   (:func:`~softphone.ua.registration.refresh_delay`) and goes on the same flow with
+   pre-emptive credentials (nc+1): one round trip.
+5. RFC 5626 §4.4-4.5: keep-alive pings on the flow; when the flow fails (no pong, EOF, a reset,
+   a registrar restart) a :class:`ConnectionLost` event, then a new flow and a new REGISTER with
+   exponential backoff (1 s, 2 s, 4 s … 60 s, times a random 50-100 %), then
+   :class:`ConnectionRestored` and :class:`Registered` again.
+6. Requests arriving on the flow are answered (RFC 5626 §3: the flow also carries requests to
+   us): OPTIONS with 200, anything else with 501 for now.
+
+Events go to ``on_event`` (a plain callable run in the event loop): they carry no secret.
+Round trips (ARCHITECTURE.md floors): :attr:`Binding.round_trips` of a cold registration counts
+TCP + TLS + every REGISTER exchange (4 with a challenge); a refresh on the open flow counts 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from softphone.security.certificates import fingerprint_hex
+from softphone.sip.dialog import new_tag
+from softphone.sip.digest import DigestClient
+from softphone.sip.errors import ParseError
+from softphone.sip.message import Message, Request, Response
+from softphone.sip.transaction import (
+    Deliver,
+    Send,
+    Terminated,
+    Timeout,
+    Transaction,
+    TransportError,
+)
+from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer
+from softphone.storage import default_pin_store_path
+from softphone.transport.flow import (
+    DEFAULT_KEEPALIVE_INTERVAL,
+    PONG_TIMEOUT,
+    Flow,
+    FlowClosedError,
+    FlowError,
+    PeerVerdict,
+    TrustRefusedError,
+    open_flow,
+)
+from softphone.transport.locate import LocateError, ResolverConfig, Transport, locate
+from softphone.ua.account import Account, new_instance_id
+from softphone.ua.account import Transport as AccountTransport
+from softphone.ua.events import (
+    ConnectionLost,
+    ConnectionRestored,
+    Event,
+    Registered,
+    RegistrationFailed,
+    Unregistered,
+)
+from softphone.ua.registration import (
+    Binding,
+    Failed,
+    Registration,
+    RegistrationError,
+    RegistrationState,
+    refresh_delay,
+)
+from softphone.ua.secrets import SecretsError, get_password
+from softphone.ua.trustgate import Answerer, TrustGate, TrustPolicy, load_anchors
+
+__all__ = ["Backoff", "EventHandler", "UserAgent"]
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Event], None]
+
+#: Methods we answer ourselves (Allow in our answers).
+_ALLOWED = "OPTIONS"
+#: How long close() waits for the un-REGISTER before closing the flow anyway.
+_UNREGISTER_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """RFC 5626 §4.5: wait ``min(cap, base * 2**(failures-1))`` times a random 50-100 %."""
+
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        if failures <= 0:
+            return 0.0
+        r = rng or random.Random()  # noqa: S311  # spreading reconnects, not cryptography
+        return min(self.cap, self.base * 2.0 ** (failures - 1)) * r.uniform(0.5, 1.0)
+
+
+class UserAgent:
+    """Registers ``account`` and keeps it registered (see the module docstring)."""
+
+    def __init__(
+        self,
+        account: Account,
+        *,
+        pin_store_path: Path | None = None,
+        trust_policy: TrustPolicy | str = TrustPolicy.ASK,
+        answerer: Answerer | None = None,
+        on_event: EventHandler | None = None,
+        password: str | None = None,
+        resolver_config: ResolverConfig | None = None,
+        anchors: Sequence[x509.Certificate] | None = None,
+        keepalive_interval: float | None = None,
+        pong_timeout: float = PONG_TIMEOUT,
+        refresh_after: Callable[[int], float] = refresh_delay,
+        backoff: Backoff | None = None,
+    ) -> None:
+        """``password`` defaults to the keyring or ``password_env``
+        (:func:`~softphone.ua.secrets.get_password`), read when registering. ``anchors``
+        default to the account's ``ca_file`` plus the system store; ``keepalive_interval`` to
+        the registrar's Flow-Timer, else 120 s."""
+        self.account = account
+        self.on_event = on_event
+        self.gate = TrustGate(
+            pin_store_path=pin_store_path or default_pin_store_path(),
+            policy=trust_policy,
+            answerer=answerer,
+            anchors=load_anchors(account.ca_file) if anchors is None else anchors,
+            on_required=self._emit,
+        )
+        self._password = password
+        self._resolver_config = resolver_config or _resolver_config(account)
+        self.keepalive_interval = keepalive_interval
+        self.pong_timeout = pong_timeout
+        self.refresh_after = refresh_after
+        self.backoff = backoff or Backoff()
+        self.registration: Registration | None = None
+        self.state = RegistrationState.UNREGISTERED
+        self.binding: Binding | None = None
+        self.flow: Flow | None = None
+        self._layer = TransactionLayer()
+        self._waiters: dict[Transaction, asyncio.Future[Response]] = {}
+        self._tx_flow: dict[Transaction, Flow] = {}
+        self._lock = asyncio.Lock()  # one REGISTER exchange at a time (CSeq order, §10.2)
+        self._wake = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._maintain_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._keepalive_on: Flow | None = None  # the flow whose keep-alive task runs
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def secure(self) -> bool:
+        """``sips:``: TLS to the registrar, never anything else (RFC 3261 §26.2.2)."""
+        return self.account.secure or self.account.registrar_uri.scheme == "sips"
+
+    async def register(self) -> Binding:
+        """Register (or return the live binding). On failure a :class:`RegistrationFailed`
+        event is emitted (``retrying`` false) and :class:`RegistrationError` raised."""
+        if self._closing:
+            raise RegistrationError("the user agent is closed", retryable=False)
+        if self.state is RegistrationState.REGISTERED and self.binding is not None:
+            return self.binding
+        self._ensure_timer()
+        self.state = RegistrationState.REGISTERING
+        try:
+            binding = await self._connect_and_register()
+        except RegistrationError as exc:
+            self._failed(exc, retrying=False)
+            raise
+        self._maintain_task = asyncio.ensure_future(self._maintain())
+        return binding
+
+    async def refresh(self) -> Binding:
+        """Refresh the registration now, on the open flow (what the timer does)."""
+        flow, binding = self.flow, self.binding
+        if flow is None or flow.is_closed or binding is None:
+            raise RegistrationError("not registered", retryable=False)
+        binding = await self._exchange(flow, expires=None)
+        self._registered(flow, binding)
+        return binding
+
+    async def unregister(self) -> None:
+        """Remove our binding (RFC 3261 §10.2.2: Expires 0 for our Contact)."""
+        await self._stop_maintenance()
+        flow = self.flow
+        if self.state is not RegistrationState.REGISTERED or flow is None or flow.is_closed:
+            self.state = RegistrationState.UNREGISTERED
+            return
+        try:
+            await self._exchange(flow, expires=0)
+        except RegistrationError as exc:
+            self._failed(exc, retrying=False, what="Unregistering failed")
+            raise
+        finally:
+            self.binding = None
+        self.state = RegistrationState.UNREGISTERED
+        self._emit(Unregistered(self.account.aor, "unregistered at your request"))
+
+    async def close(self) -> None:
+        """Unregister if registered (bounded wait), then close the flow and every task."""
+        if self._closing:
+            return
+        try:
+            if self.state is RegistrationState.REGISTERED:
+                async with asyncio.timeout(_UNREGISTER_TIMEOUT):
+                    await self.unregister()
+        except (RegistrationError, TimeoutError) as exc:
+            log.info("closing without a clean unregister: %s", exc)
+        finally:
+            self._closing = True
+            await self._stop_maintenance()
+            if self.flow is not None:
+                await self.flow.aclose("the user agent closed")
+            if self._timer_task is not None:
+                self._timer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._timer_task
+            self.state = RegistrationState.CLOSED
+
+    async def __aenter__(self) -> UserAgent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- connecting and registering ------------------------------------------------------------
+
+    def _registration(self) -> Registration:
+        if self.registration is None:
+            password = self._password
+            if password is None:
+                try:
+                    password = get_password(self.account)
+                except SecretsError as exc:
+                    raise RegistrationError(str(exc), retryable=False) from exc
+            digest = DigestClient(self.account.auth_username, password)
+            instance = self.account.instance_id
+            if instance is None and self.account.outbound:
+                instance = new_instance_id()  # stable for this UA's life only
+            self.registration = Registration(self.account, digest, instance_id=instance)
+        return self.registration
+
+    async def _connect_and_register(self, *, restoring: str | None = None) -> Binding:
+        """A new flow and a REGISTER on it; ``restoring`` is the lost flow's remote."""
+        self._registration()
+        flow = await self._connect()
+        if restoring is not None:
+            self._emit(ConnectionRestored(self.account.aor, flow.remote, _transport(flow)))
+        try:
+            binding = await self._exchange(flow, expires=None)
+        except BaseException:
+            flow.close("registration failed")
+            raise
+        binding = dataclasses.replace(
+            binding, round_trips=binding.round_trips + flow.connect_round_trips
+        )
+        self._registered(flow, binding)
+        return binding
+
+    async def _connect(self) -> Flow:
+        """RFC 3263 targets in order (§4.3 failover); the first flow that opens and whose
+        certificate is accepted is kept."""
+        try:
+            targets = await locate(
+                self.account.registrar_uri, resolver_config=self._resolver_config
+            )
+        except LocateError as exc:
+            raise RegistrationError(str(exc), retryable=True) from exc
+        problems: list[str] = []
+        for target in targets:
+            try:
+                flow = await open_flow(
+                    target,
+                    secure=self.secure,
+                    check_peer=self._check_peer,
+                    pong_timeout=self.pong_timeout,
+                )
+            except TrustRefusedError as exc:
+                raise RegistrationError(exc.reason, retryable=False) from exc
+            except FlowError as exc:
+                problems.append(exc.reason)
+                continue
+            self._adopt(flow)
+            return flow
+        raise RegistrationError(
+            "Cannot reach the registrar: " + "; ".join(problems or ["no address to try"]),
+            retryable=True,
+        )
+
+    async def _check_peer(
+        self, chain: Sequence[x509.Certificate], server_name: str, close_now: Callable[[], None]
+    ) -> PeerVerdict:
+        return await self.gate.check(
+            chain, server_name, close_now, waiting_for=f"registration to {server_name}"
+        )
+
+    def _adopt(self, flow: Flow) -> None:
+        old, self.flow = self.flow, flow
+        if old is not None and old is not flow:
+            old.close("replaced by a new connection")
+        flow.start(lambda message: self._on_message(flow, message))
+        flow.closed.add_done_callback(lambda _: self._flow_closed(flow))
+
+    async def _exchange(self, flow: Flow, *, expires: int | None) -> Binding:
+        """One REGISTER and its challenges/retries on ``flow`` → the binding granted."""
+        registration = self._registration()
+        async with self._lock:
+            local = flow.local_address
+            request = registration.build(local, flow.transport, expires=expires)
+            round_trips = 0
+            while True:
+                response = await self._send_request(flow, request)
+                round_trips += 1
+                outcome = registration.judge(request, response, local, flow.transport)
+                if isinstance(outcome, Binding):
+                    return dataclasses.replace(outcome, round_trips=round_trips)
+                if isinstance(outcome, Failed):
+                    raise outcome.error
+                request = outcome.request
+
+    def _registered(self, flow: Flow, binding: Binding) -> None:
+        first_on_flow = self._keepalive_on is not flow
+        self.binding = binding
+        self.state = RegistrationState.REGISTERED
+        if self.account.outbound and first_on_flow:
+            interval = binding.flow_timer or self.keepalive_interval or DEFAULT_KEEPALIVE_INTERVAL
+            flow.start_keepalive(interval, expect_pong=True if binding.outbound else None)
+            self._keepalive_on = flow
+        fingerprint = flow.peer_fingerprint
+        self._emit(
+            Registered(
+                aor=self.account.aor,
+                expires=binding.expires,
+                registrar=str(self.account.registrar_uri),
+                registrar_fingerprint=fingerprint_hex(fingerprint) if fingerprint else None,
+                transport=_transport(flow),
+            )
+        )
+
+    # -- keeping it alive ------------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        """Refresh before expiry; after a flow failure, re-establish with backoff."""
+        while not self._closing:
+            flow, binding = self.flow, self.binding
+            assert flow is not None and binding is not None
+            reason: str | None = None
+            try:
+                async with asyncio.timeout(self.refresh_after(binding.expires)):
+                    reason = await asyncio.shield(flow.closed)
+            except TimeoutError:
+                try:
+                    self._registered(flow, await self._exchange(flow, expires=None))
+                    continue
+                except RegistrationError as exc:
+                    if not exc.retryable:
+                        self._failed(exc, retrying=False)
+                        flow.close("registration refused")
+                        return
+                    flow.close(f"refreshing failed ({exc.reason})")
+                    reason = exc.reason
+            self.state = RegistrationState.REGISTERING
+            self._emit(ConnectionLost(self.account.aor, flow.remote, _transport(flow), reason))
+            if not await self._re_establish(flow.remote):
+                return
+
+    async def _re_establish(self, remote: str) -> bool:
+        failures = 0
+        while not self._closing:
+            await asyncio.sleep(self.backoff.delay(failures))
+            try:
+                await self._connect_and_register(restoring=remote)
+                return True
+            except RegistrationError as exc:
+                if not exc.retryable:
+                    self._failed(exc, retrying=False)
+                    return False
+                failures += 1
+                self._failed(exc, retrying=True)
+        return False
+
+    async def _stop_maintenance(self) -> None:
+        task, self._maintain_task = self._maintain_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _failed(self, exc: RegistrationError, *, retrying: bool, what: str = "") -> None:
+        if not retrying:
+            self.state = RegistrationState.FAILED
+        status = exc.status_code if exc.status_code and 300 <= exc.status_code <= 699 else None
+        reason = f"{what}: {exc.reason}" if what else exc.reason
+        self._emit(RegistrationFailed(self.account.aor, reason, status, retrying))
+
+    # -- transactions and the flow -----------------------------------------------------------
+
+    async def _send_request(self, flow: Flow, request: Request) -> Response:
+        """Run ``request`` through a client transaction on ``flow``; its final response."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
+        tx, actions = self._layer.send_request(request, loop.time(), reliable=True)
+        self._waiters[tx] = future
+        self._tx_flow[tx] = flow
+        try:
+            self._run(actions, flow)
+            return await future
+        finally:
+            self._waiters.pop(tx, None)
+
+    def _on_message(self, flow: Flow, message: Message) -> None:
+        now = asyncio.get_running_loop().time()
+        try:
+            actions = self._layer.receive(message, now, reliable=True)
+        except ParseError as exc:
+            log.info("unusable message from %s: %s", flow.remote, exc.reason)
+            return
+        self._run(actions, flow)
+
+    def _run(self, actions: list[LayerAction], flow: Flow | None) -> None:
+        now = asyncio.get_running_loop().time()
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action, flow, now)
+            elif isinstance(action, Deliver):
+                self._deliver(action)
+            elif isinstance(action, Timeout):
+                self._fail_waiter(action.transaction, "no answer from the registrar (timed out)")
+            elif isinstance(action, TransportError):
+                self._fail_waiter(action.transaction, "the connection to the registrar failed")
+            elif isinstance(action, Terminated):
+                self._tx_flow.pop(action.transaction, None)  # type: ignore[arg-type]
+            elif isinstance(action, NewRequest) and flow is not None:
+                self._answer(action, flow, now)
+        self._wake.set()
+
+    def _send(self, action: Send, flow: Flow | None, now: float) -> None:
+        tx = action.transaction
+        target = self._tx_flow.get(tx) if tx is not None else None
+        target = target or flow
+        try:
+            if target is None:
+                raise FlowClosedError("no connection")
+            target.send(action.message)
+        except FlowClosedError:
+            if tx is not None:
+                self._run(self._layer.transport_error(tx, now), flow)
+
+    def _deliver(self, action: Deliver) -> None:
+        message = action.message
+        if not isinstance(message, Response) or message.status_code < 200:
+            return  # provisional responses change nothing for REGISTER
+        future = self._waiters.get(action.transaction)  # type: ignore[arg-type]
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _fail_waiter(self, tx: Transaction | None, reason: str) -> None:
+        future = self._waiters.get(tx) if tx is not None else None
+        if future is not None and not future.done():
+            future.set_exception(RegistrationError(reason, retryable=True))
+
+    def _flow_closed(self, flow: Flow) -> None:
+        """Fail the transactions still waiting on a flow that is gone (RFC 3261 §17.1.4)."""
+        if self._timer_task is None:
+            return
+        now = asyncio.get_running_loop().time()
+        for tx in [t for t, f in self._tx_flow.items() if f is flow and t in self._waiters]:
+            self._run(self._layer.transport_error(tx, now), None)
+
+    def _answer(self, action: NewRequest, flow: Flow, now: float) -> None:
+        """Requests reaching us on the flow (RFC 5626 §3): OPTIONS 200, others 501."""
+        tx = action.transaction
+        if tx is None:
+            return  # an ACK: nothing to answer
+        request = action.request
+        code = 200 if request.method == "OPTIONS" else 501
+        response = Response.for_request(request, code, to_tag=new_tag())
+        response.headers.add("Allow", _ALLOWED)
+        if self.account.outbound:
+            response.headers.add("Supported", "outbound, path")
+        self._tx_flow[tx] = flow
+        self._run(self._layer.send_response(response, now, transaction=tx), flow)
+
+    def _ensure_timer(self) -> None:
+        if self._timer_task is None:
+            self._timer_task = asyncio.ensure_future(self._timer_loop())
+
+    async def _timer_loop(self) -> None:
+        """Runs the transaction timers at ``next_deadline`` (sans-I/O layer, our clock)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            deadline = self._layer.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            now = loop.time()
+            deadline = self._layer.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._run(self._layer.handle_timer(now), None)
+
+    def _emit(self, event: Event) -> None:
+        log.debug("event %s", event.name)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a broken listener must not break the engine
+                log.exception("event handler failed for %s", event.name)
+
+
+def _transport(flow: Flow) -> AccountTransport:
+    return AccountTransport.TLS if flow.transport == "TLS" else AccountTransport.TCP
+
+
+def _resolver_config(account: Account) -> ResolverConfig:
+    """The account's ``nameserver``/``resolve``/``transport`` as RFC 3263 look-up options.
+
+    UDP flows are not implemented, so only TLS and TCP are looked for; ``sips:`` only TLS.
+    """
+    secure = account.secure or account.registrar_uri.scheme == "sips"
+    wanted: list[Transport] = []
+    for t in account.transport or (AccountTransport.TLS, AccountTransport.TCP):
+        if t is AccountTransport.TLS:
+            wanted.append("TLS")
+        elif t is AccountTransport.TCP and not secure:
+            wanted.append("TCP")
+    return ResolverConfig.from_account(
+        nameserver=[str(n) for n in account.nameserver],
+        resolve=[str(r) for r in account.resolve],
+        transports=wanted or ["TLS"],
+    )
