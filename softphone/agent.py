@@ -32,7 +32,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -40,7 +40,7 @@ from softphone.security.certificates import fingerprint_hex
 from softphone.security.trust import TrustDecision, TrustDecisionRequired
 from softphone.storage import default_pin_store_path
 from softphone.ua.account import Account, AccountError, ensure_instance_id, load_account
-from softphone.ua.events import Event, Registered, RegistrationFailed
+from softphone.ua.events import Event, RegistrationFailed
 from softphone.ua.registration import RegistrationError
 from softphone.ua.trustgate import TrustPolicy
 from softphone.ua.useragent import UserAgent
@@ -130,7 +130,7 @@ class _Printer:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def __call__(self, data: dict[str, object]) -> None:
+    def __call__(self, data: Mapping[str, object]) -> None:
         self.stream.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.stream.flush()
 
@@ -140,15 +140,9 @@ async def _run(args: argparse.Namespace, account: Account) -> int:
     stop = asyncio.Event()
     fatal = asyncio.Event()
     policy = TrustPolicy(args.on_untrusted)
-    holder: list[UserAgent] = []
 
     def on_event(event: Event) -> None:
-        data = event.to_json()
-        binding = holder[0].binding if holder else None
-        if isinstance(event, Registered) and binding is not None:
-            data["algorithm"] = binding.algorithm
-            data["weak"] = binding.weak
-        out(data)  # type: ignore[arg-type]
+        out(event.to_json())
         if isinstance(event, RegistrationFailed) and not event.retrying:
             fatal.set()
 
@@ -159,7 +153,6 @@ async def _run(args: argparse.Namespace, account: Account) -> int:
         answerer=_TerminalAsker(sys.stdin, sys.stderr) if policy is TrustPolicy.ASK else None,
         on_event=on_event,
     )
-    holder.append(ua)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

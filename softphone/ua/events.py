@@ -120,10 +120,16 @@ class Registered(Event):
     registrar: str
     registrar_fingerprint: str | None
     transport: Transport
+    #: The Digest algorithm the registrar accepted (None: it asked for no credentials), and
+    #: whether it is a weak one (MD5: RFC 8760 prefers SHA-256), so the user can be told.
+    algorithm: str | None = None
+    weak: bool = False
 
     def __post_init__(self) -> None:
         _check_uri("aor", self.aor)
         _check_uri("registrar", self.registrar)
+        if self.algorithm is not None:
+            _check_str("algorithm", self.algorithm)
         _check_int("expires", self.expires, 0, 2**32 - 1)
         if self.registrar_fingerprint is not None:
             _check_str("registrar_fingerprint", self.registrar_fingerprint)

@@ -358,6 +358,8 @@ class UserAgent:
                 registrar=str(self.account.registrar_uri),
                 registrar_fingerprint=fingerprint_hex(fingerprint) if fingerprint else None,
                 transport=_transport(flow),
+                algorithm=binding.algorithm,
+                weak=binding.weak,
             )
         )
 

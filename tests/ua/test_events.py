@@ -60,10 +60,13 @@ def test_registered_json() -> None:
         "registrar": "sips:example.com",
         "registrar_fingerprint": FP,
         "transport": "tls",
+        "algorithm": None,
+        "weak": False,
     }
     assert event.to_json_line() == (
         '{"event":"registered","aor":"sips:alice@example.com","expires":600,'
-        f'"registrar":"sips:example.com","registrar_fingerprint":"{FP}","transport":"tls"}}'
+        f'"registrar":"sips:example.com","registrar_fingerprint":"{FP}","transport":"tls",'
+        '"algorithm":null,"weak":false}'
     )
 
 
@@ -247,3 +250,18 @@ def test_no_event_json_contains_the_password(
             line = event.to_json_line()
             assert password not in line
             assert password not in repr(event)
+
+
+def test_registered_says_which_digest_algorithm_and_whether_it_is_weak() -> None:
+    event = Registered(
+        aor="sips:alice@example.test",
+        expires=600,
+        registrar="sips:example.test",
+        registrar_fingerprint="AB:CD",
+        transport=Transport.TLS,
+        algorithm="MD5",
+        weak=True,
+    )
+    data = event.to_json()
+    assert data["algorithm"] == "MD5" and data["weak"] is True
+    assert event_from_json(json.loads(event.to_json_line())) == event
