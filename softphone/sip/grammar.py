@@ -123,7 +123,8 @@ def split_header_values(value: str) -> list[str]:
     An unterminated quoted-string or ``<`` raises ``ParseError``.
     """
     if '"' not in value and "<" not in value:
-        items = value.split(",")
+        stripped = [item.strip(" \t") for item in value.split(",")]
+        return [item for item in stripped if item] if "" in stripped else stripped
     else:
         items = []
         start = pos = 0
@@ -160,7 +161,8 @@ def parse_params(text: str) -> Params:
     # The common case (no whitespace, no quotes), already validated as a whole by the regex.
     for part in text[1:].split(";"):
         name, eq, value = part.partition("=")
-        name = name.lower()
+        if not name.islower():
+            name = name.lower()
         if name not in params:
             params[name] = value if eq else None
     return params

@@ -17,7 +17,15 @@ from typing import Any
 
 from .errors import LocalProtocolError, ParseError
 from .grammar import Params, format_params, is_token, parse_params, quote, scan_quoted
-from .uri import URI, parse_uri, validate_host
+from .uri import (
+    _HOST_PATTERN,
+    _SIP_FAST_PATTERN,
+    URI,
+    SipURI,
+    _sip_from_fast,
+    parse_uri,
+    validate_host,
+)
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -43,11 +51,20 @@ _DISPLAY_WORDS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\x80-\U0010ffff]++(?:[ \t]
 _DISPLAY_WORD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\x80-\U0010ffff]++")
 _TOKEN_WORDS_RE = re.compile(_TCHAR + r"++(?: " + _TCHAR + r"++)*+")
 _WS_RUN_RE = re.compile(r"[ \t]++")
-# The common shapes of name-addr: '"Quoted" <uri>;p=v', 'Two Words <uri>', '<uri>;flag'.
+# The common shapes of name-addr: '"Quoted" <uri>;p=v', 'Two Words <uri>', '<uri>;flag', with
+# the common shape of a SIP URI inside (groups 3-8, see uri._SIP_FAST_PATTERN) or any other
+# URI text (group 9) for parse_uri; group 10 holds the header parameters.
+_GEN_VALUE = r"[A-Za-z0-9\-.!%*_+`'~:\[\]]++"
 _NAME_ADDR_FAST_RE = re.compile(
     r'(?:"([^"\\\x00-\x1f\x7f]*+)"[ \t]*+|(' + _TCHAR + r"++(?: " + _TCHAR + r"++)*+)[ \t]*+)?"
-    r"<([^<>\x00-\x20\"]++)>"
-    r"((?:;" + _TCHAR + r"++(?:=(?:[A-Za-z0-9\-.!%*_+`'~:\[\]]++|\"[^\"\\\x00-\x1f\x7f]*+\"))?)*+)"
+    r"<(?:(sips?):" + _SIP_FAST_PATTERN + r"|([^<>\x00-\x20\"]++))>"
+    r"((?:;" + _TCHAR + r"++(?:=(?:" + _GEN_VALUE + r"|\"[^\"\\\x00-\x1f\x7f]*+\"))?)*+)"
+)
+# The common shape of a via-parm: "SIP/2.0/TCP host:port;branch=...;received=..." with the host
+# rules checked by the regex (uri._HOST_PATTERN) and token/host parameter values.
+_VIA_FAST_RE = re.compile(
+    r"SIP/2\.0/(" + _TCHAR + r"++) (" + _HOST_PATTERN + r")(?::([0-9]{1,5}+))?"
+    r"((?:;" + _TCHAR + r"++(?:=" + _GEN_VALUE + r")?)*+)"
 )
 _IPV4_RE = re.compile(
     r"(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
@@ -106,20 +123,28 @@ def parse_name_addr(value: str) -> NameAddr:
     ``?`` must have been written inside ``<...>`` and raises ``ParseError``.
     """
     m = _NAME_ADDR_FAST_RE.fullmatch(value)
-    if m is not None:
-        quoted, words, uri_text, param_text = m.groups()
-        params: Params = {}
-        if '"' in param_text:
-            params = parse_params(param_text)
-        elif param_text:
-            # Already validated by the regex: only split it.
-            for part in param_text[1:].split(";"):
-                name, eq, param = part.partition("=")
+    if m is None:
+        return _parse_name_addr_careful(value)
+    quoted, words, scheme, user, password, host, port, uri_params, other, param_text = m.groups()
+    uri: URI
+    if scheme is None:
+        uri = parse_uri(other)
+    elif port is None and not uri_params:
+        uri = SipURI(scheme, user, password, host, None, {}, {})  # what _sip_from_fast gives
+    else:
+        uri = _sip_from_fast(scheme, (user, password, host, port, uri_params))
+    params: Params = {}
+    if '"' in param_text:
+        params = parse_params(param_text)
+    elif param_text:
+        # Already validated by the regex: only split it.
+        for part in param_text[1:].split(";"):
+            name, eq, param = part.partition("=")
+            if not name.islower():
                 name = name.lower()
-                if name not in params:
-                    params[name] = param if eq else None
-        return NameAddr(parse_uri(uri_text), quoted if quoted is not None else words, params)
-    return _parse_name_addr_careful(value)
+            if name not in params:
+                params[name] = param if eq else None
+    return NameAddr(uri, quoted if quoted is not None else words, params)
 
 
 def _parse_name_addr_careful(value: str) -> NameAddr:
@@ -227,6 +252,31 @@ def parse_via(value: str) -> Via:
     sent-by required. Checked parameters: ``branch`` needs a value, ``ttl`` is 0-255,
     ``received`` an IP address, ``rport`` empty or a port (RFC 3581), ``maddr`` a host.
     """
+    m = _VIA_FAST_RE.fullmatch(value)
+    if m is None:
+        return _parse_via_careful(value)
+    transport, host, port_text, param_text = m.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise ParseError(f"bad Via port {port_text!r}")
+    params: Params = {}
+    if param_text:
+        # Already validated by the regex: only split it (the first occurrence of a name wins).
+        for part in param_text[1:].split(";"):
+            name, eq, param = part.partition("=")
+            if not name.islower():
+                name = name.lower()
+            if name not in params:
+                params[name] = param if eq else None
+        if len(params) > 1 or not params.get("branch"):
+            _check_via_params(params)
+    return Via(transport.upper(), host, port, params, "SIP/2.0")
+
+
+def _parse_via_careful(value: str) -> Via:
+    """The general path of :func:`parse_via`: SWS, IPv6, quoted values, and all the errors."""
     m = _VIA_RE.match(value)
     if m is None:
         raise ParseError(f"malformed Via {value[:60]!r}")
@@ -295,7 +345,14 @@ def parse_cseq(value: str) -> CSeq:
     seq = _bounded_int(m.group(1), 2**31 - 1) if m is not None else None
     if m is None or seq is None:
         raise ParseError(f"malformed CSeq {value[:40]!r}")
-    return CSeq(seq, m.group(2))
+    # Both fields were checked by the regex and _bounded_int: skip __post_init__'s checks.
+    cseq = object.__new__(CSeq)
+    _set_attr(cseq, "seq", seq)
+    _set_attr(cseq, "method", m.group(2))
+    return cseq
+
+
+_set_attr = object.__setattr__
 
 
 def _bounded_int(digits: str, maximum: int) -> int | None:

@@ -110,13 +110,12 @@ LIST_HEADERS: frozenset[str] = frozenset(
     )
 )
 
-# name as written -> (lower-case long name, canonical name); filled lazily, bounded so that a
-# peer sending endless invented header names cannot grow it without limit.
+# Header name as commonly written (canonical, lower case, compact in either case) -> (lookup
+# key = lower-case long name, canonical name). A fixed table: other spellings are validated and
+# mapped by _key_and_name each time they are met (nothing learnt from the wire is kept).
 _NAME_CACHE: dict[str, tuple[str, str]] = {}
-_NAME_CACHE_MAX = 4096
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 for _name in (*_KNOWN_NAMES, *COMPACT_FORMS.values()):
-    # Seed the cache with the spellings on the wire: canonical, lower case and compact.
     _NAME_CACHE[_name] = _NAME_CACHE[_name.lower()] = (_name.lower(), _name)
 for _compact, _name in COMPACT_FORMS.items():
     _NAME_CACHE[_compact] = _NAME_CACHE[_compact.upper()] = (_name.lower(), _name)
@@ -124,17 +123,17 @@ for _compact, _name in COMPACT_FORMS.items():
 
 def _key_and_name(name: str) -> tuple[str, str]:
     """(lookup key, canonical name) of a header name; ParseError if it is not a token."""
-    cached = _NAME_CACHE.get(name)
-    if cached is not None:
-        return cached
+    known = _NAME_CACHE.get(name)
+    if known is not None:
+        return known
     if _TOKEN_RE.fullmatch(name) is None:
         raise ParseError(f"invalid header name {name!r}")
     lower = name.lower()
+    known = _NAME_CACHE.get(lower)
+    if known is not None:
+        return known
     canonical = _CANONICAL.get(lower, name)
-    result = (canonical.lower(), canonical)
-    if len(_NAME_CACHE) < _NAME_CACHE_MAX:
-        _NAME_CACHE[name] = result
-    return result
+    return canonical.lower(), canonical
 
 
 def canonical_name(name: str) -> str:
@@ -145,6 +144,9 @@ def canonical_name(name: str) -> str:
     if ``name`` is not a token.
     """
     return _key_and_name(name)[1]
+
+
+_NO_VALUES: list[str] = []  # returned by Headers._lookup for an absent name; never mutated
 
 
 class Headers:
@@ -164,11 +166,18 @@ class Headers:
             self.add(name, value)
 
     @classmethod
-    def _from_fields(cls, fields: list[tuple[str, str, str]]) -> Headers:
-        """Adopt already-validated (key, name, value) triples (used by the parser)."""
+    def _from_fields(
+        cls,
+        fields: list[tuple[str, str, str]],
+        index: dict[str, list[str]] | None = None,
+    ) -> Headers:
+        """Adopt already-validated (key, name, value) triples (used by the parser).
+
+        ``index``, if given, must be what ``_lookup_index`` would build from ``fields``.
+        """
         headers = cls.__new__(cls)
         headers._fields = fields
-        headers._index = None
+        headers._index = index
         return headers
 
     def _lookup_index(self) -> dict[str, list[str]]:
@@ -186,8 +195,12 @@ class Headers:
         return index
 
     def _lookup(self, name: str) -> list[str]:
-        key = _NAME_CACHE.get(name)
-        return self._lookup_index().get(key[0] if key is not None else _key_and_name(name)[0], [])
+        known = _NAME_CACHE.get(name)
+        key = known[0] if known is not None else _key_and_name(name)[0]
+        index = self._index
+        if index is None:
+            index = self._lookup_index()
+        return index.get(key, _NO_VALUES)
 
     def get(self, name: str) -> str | None:
         """The raw value of the first field line called ``name``, or None."""
@@ -204,10 +217,19 @@ class Headers:
         Splitting follows RFC 3261 §7.3.1 for the headers in ``LIST_HEADERS`` (commas inside
         quoted strings and ``<...>`` do not split); other headers give one value per field line.
         """
-        values = self._lookup(name)
-        key = _key_and_name(name)[0]
+        known = _NAME_CACHE.get(name)
+        key = known[0] if known is not None else _key_and_name(name)[0]
+        index = self._index
+        if index is None:
+            index = self._lookup_index()
+        values = index.get(key)
+        if values is None:
+            return []
         if key not in LIST_HEADERS:
-            return list(values)
+            return values.copy()
+        if len(values) == 1:
+            value = values[0]
+            return split_header_values(value) if "," in value else [value]
         result: list[str] = []
         for value in values:
             if "," in value:
@@ -324,6 +346,7 @@ class Headers:
         return "".join(f"{name}: {value}\r\n" for _, name, value in self._fields)
 
 
+_MEDIA_TYPE_ONLY_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]++/[A-Za-z0-9\-.!%*_+`'~]++")
 _MEDIA_TYPE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)")
 
 
@@ -331,20 +354,24 @@ class _MessageBase:
     """Typed accessors shared by ``Request`` and ``Response`` (RFC 3261 §20).
 
     Each raises ``ParseError`` (400) naming the header when it is missing or malformed. The
-    parser validates the mandatory headers and leaves the objects it built in ``_handout``:
-    the first access takes that object (saving a second parse), later accesses parse again,
-    so no two callers ever share a mutable object.
+    parser validates the mandatory headers and leaves the objects it built in ``_handout``,
+    together with the identity of the header index they were parsed from: the first access
+    takes that object (saving a second parse) provided the headers have not changed since
+    (any change drops the index); later accesses parse again, so no two callers ever share a
+    mutable object.
     """
 
     headers: Headers
     body: bytes
-    _handout: dict[str, tuple[object, object]]
+    _handout: dict[str, object]
+    _handout_index: object
 
-    def _typed(self, key: str, raw: object, parse: Callable[[], _T]) -> _T:
-        handed = self._handout.pop(key, None)
-        if handed is not None and handed[0] == raw:
-            return cast(_T, handed[1])
-        return parse()
+    def _take(self, key: str) -> object | None:
+        """The object the parser left for ``key`` if the headers are unchanged, once; else None."""
+        handout = self._handout
+        if handout and self.headers._index is self._handout_index:
+            return handout.pop(key, None)
+        return None
 
     def _required(self, name: str) -> str:
         value = self.headers.get(name)
@@ -363,28 +390,37 @@ class _MessageBase:
     @property
     def cseq(self) -> CSeq:
         """The CSeq (RFC 3261 §20.16)."""
-        raw = self._required("CSeq")
-        return self._typed("cseq", raw, lambda: _parse_as("CSeq", parse_cseq, raw))
+        handed = self._take("cseq")
+        if handed is not None:
+            return cast(CSeq, handed)
+        return _parse_as("CSeq", parse_cseq, self._required("CSeq"))
 
     @property
     def from_(self) -> NameAddr:
         """The From header (RFC 3261 §20.20)."""
-        raw = self._required("From")
-        return self._typed("from", raw, lambda: _parse_as("From", parse_name_addr, raw))
+        handed = self._take("from")
+        if handed is not None:
+            return cast(NameAddr, handed)
+        return _parse_as("From", parse_name_addr, self._required("From"))
 
     @property
     def to(self) -> NameAddr:
         """The To header (RFC 3261 §20.39)."""
-        raw = self._required("To")
-        return self._typed("to", raw, lambda: _parse_as("To", parse_name_addr, raw))
+        handed = self._take("to")
+        if handed is not None:
+            return cast(NameAddr, handed)
+        return _parse_as("To", parse_name_addr, self._required("To"))
 
     @property
     def vias(self) -> list[Via]:
         """Every Via value, top first (RFC 3261 §20.42); ParseError if there is none."""
-        lines = self.headers.get_lines("Via")
+        handed = self._take("via")
+        if handed is not None:
+            return cast(list[Via], handed)
+        lines = self.headers._lookup("Via")
         if not lines:
             raise ParseError("missing Via header")
-        return self._typed("via", tuple(lines), lambda: parse_via_lines(lines))
+        return parse_via_lines(lines)
 
     @property
     def top_via(self) -> Via:
@@ -403,7 +439,7 @@ class _MessageBase:
             if len(values) > 1:
                 raise ParseError("Contact: * mixed with other contacts")
             return []
-        return [_parse_as("Contact", parse_name_addr, v) for v in values]
+        return _name_addrs("Contact", values)
 
     @property
     def contact_wildcard(self) -> bool:
@@ -413,15 +449,12 @@ class _MessageBase:
     @property
     def routes(self) -> list[NameAddr]:
         """Route values in order (RFC 3261 §20.34)."""
-        return [_parse_as("Route", parse_name_addr, v) for v in self.headers.get_all("Route")]
+        return _name_addrs("Route", self.headers.get_all("Route"))
 
     @property
     def record_routes(self) -> list[NameAddr]:
         """Record-Route values in order (RFC 3261 §20.30)."""
-        return [
-            _parse_as("Record-Route", parse_name_addr, v)
-            for v in self.headers.get_all("Record-Route")
-        ]
+        return _name_addrs("Record-Route", self.headers.get_all("Record-Route"))
 
     @property
     def content_type(self) -> str | None:
@@ -429,6 +462,8 @@ class _MessageBase:
         raw = self.headers.get("Content-Type")
         if raw is None:
             return None
+        if _MEDIA_TYPE_ONLY_RE.fullmatch(raw) is not None:
+            return raw.lower()  # the common "type/subtype" without whitespace or parameters
         match = _MEDIA_TYPE_RE.match(raw)
         if match is None or raw[match.end() :].lstrip(" \t")[:1] not in ("", ";"):
             raise ParseError(f"malformed Content-Type header {raw!r}")
@@ -437,6 +472,9 @@ class _MessageBase:
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, 0..255 (RFC 3261 §20.22), or None if absent."""
+        handed = self._take("max-forwards")
+        if handed is not None:
+            return cast(int, handed)
         raw = self.headers.get("Max-Forwards")
         return None if raw is None else parse_max_forwards(raw)
 
@@ -467,12 +505,25 @@ def _parse_as(header: str, parse: Callable[[str], _T], raw: str) -> _T:
         raise ParseError(f"malformed {header} header: {exc.reason}", exc.status_code) from exc
 
 
+def _name_addrs(header: str, values: list[str]) -> list[NameAddr]:
+    """Parse name-addr values, naming the header in the error."""
+    try:
+        return [parse_name_addr(value) for value in values]
+    except ParseError as exc:
+        raise ParseError(f"malformed {header} header: {exc.reason}", exc.status_code) from exc
+
+
 def parse_via_lines(lines: Iterable[str]) -> list[Via]:
     """Parse Via field lines (each possibly a comma list) into Vias, top first (§20.42)."""
     vias: list[Via] = []
-    for line in lines:
-        for value in split_header_values(line) if "," in line else [line]:
-            vias.append(_parse_as("Via", parse_via, value))
+    try:
+        for line in lines:
+            if "," in line:
+                vias.extend(parse_via(value) for value in split_header_values(line))
+            else:
+                vias.append(parse_via(line))
+    except ParseError as exc:
+        raise ParseError(f"malformed Via header: {exc.reason}", exc.status_code) from exc
     return vias
 
 
@@ -493,7 +544,8 @@ class Request(_MessageBase):
     headers: Headers
     body: bytes = b""
     version: str = "SIP/2.0"
-    _handout: dict[str, tuple[object, object]] = field(default_factory=dict, init=False, repr=False)
+    _handout: dict[str, object] = field(default_factory=dict, init=False, repr=False)
+    _handout_index: object = field(default=None, init=False, repr=False)
 
     def __bytes__(self) -> bytes:
         """Request-Line, headers in order, Content-Length from the body, CRLF, body (§7)."""
@@ -513,7 +565,8 @@ class Response(_MessageBase):
     headers: Headers
     body: bytes = b""
     version: str = "SIP/2.0"
-    _handout: dict[str, tuple[object, object]] = field(default_factory=dict, init=False, repr=False)
+    _handout: dict[str, object] = field(default_factory=dict, init=False, repr=False)
+    _handout_index: object = field(default=None, init=False, repr=False)
 
     def __bytes__(self) -> bytes:
         """Status-Line, headers in order, Content-Length from the body, CRLF, body (§7)."""

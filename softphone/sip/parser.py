@@ -1,8 +1,11 @@
 """Parsing one whole SIP message from bytes (RFC 3261 §7, §25; RFC 4475; RFC 5118).
 
 ``parse_message`` is the hot path of every transport: it is written to be linear in the input
-(no regex with nested quantifiers, no repeated string concatenation) and to raise nothing but
-``ParseError``, whatever the bytes.
+(every regex repetition possessive or confined to an atomic group, no repeated string
+concatenation) and to raise nothing but ``ParseError``, whatever the bytes. The common shapes
+(CRLF lines, "Name: value", the usual Via / name-addr / SIP URI / Request-Line) each take one
+precompiled regex that checks everything the careful path would; anything else takes the
+careful path. Nothing parsed is kept across calls.
 
 What it accepts beyond the strict grammar, as RFC 3261 asks implementations to be liberal:
 CRLFs before the start line (§7.5), bare LF line ends, line folding (§7.3.1), whitespace
@@ -26,23 +29,23 @@ from __future__ import annotations
 import re
 
 from softphone.sip.errors import ParseError
-from softphone.sip.headers import CSeq, NameAddr, parse_cseq, parse_name_addr
+from softphone.sip.headers import parse_cseq, parse_name_addr
 from softphone.sip.message import (
     _NAME_CACHE,
     Headers,
     Request,
     Response,
     _key_and_name,
-    _parse_as,
-    canonical_name,
     parse_max_forwards,
     parse_via_lines,
 )
-from softphone.sip.uri import SipURI, parse_uri
+from softphone.sip.uri import _SIP_FAST_PATTERN, URI, SipURI, _sip_from_fast, parse_uri
 
 __all__ = ["parse_headers", "parse_message"]
 
 _HEAD_END_RE = re.compile(rb"\n\r?\n")
+# The control characters plus CR and LF (everything below SP but HTAB, and DEL).
+_CONTROL_CRLF = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 # Control characters other than HTAB are not allowed in the header section (TEXT-UTF8, §25.1)
 # except as the second half of a quoted-pair (RFC 4475 intmeth: "\<NUL>" in a display name).
 # Deleting them and comparing lengths is several times faster than a regex search.
@@ -56,7 +59,10 @@ _REQUEST_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[!#-;=?-~]+")
 _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
 _CALL_ID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
 _MAX_LENGTH_DIGITS = 12
-_SINGLE = tuple((name.lower(), name) for name in ("Call-ID", "From", "To", "CSeq", "Max-Forwards"))
+# The common shape of a Request-Line: token SP sip:/sips: URI (uri._SIP_FAST_PATTERN) SP SIP/2.0.
+_REQUEST_LINE_FAST_RE = re.compile(
+    r"([A-Za-z0-9\-.!%*_+`'~]++) (sips?):" + _SIP_FAST_PATTERN + " SIP/2\\.0"
+)
 
 
 def parse_message(data: bytes, *, max_size: int = 65536 * 4) -> Request | Response:
@@ -81,6 +87,37 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", 413)
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
+    # The common case: the header section ends at the first CRLFCRLF and holds no control
+    # character and no CR or LF outside CRLF pairs. translate() deletes the control characters,
+    # CR and LF: exactly two per CRLF are gone only if there is nothing else. Folded lines are
+    # recognised while the lines are read (_headers_from_lines); anything else, and invalid
+    # UTF-8 (whose verdict may depend on where the lenient rules end the head), goes the
+    # general way.
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    lines: list[str] | None = None
+    if sep:
+        try:
+            lines = head.decode("utf-8").split("\r\n")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if len(head) - len(head.translate(None, _CONTROL_CRLF)) != 2 * len(lines) - 2:
+                lines = None
+    if lines is None:
+        lines, rest = _split_lenient(data)
+    start_line = lines[0]
+    headers = _headers_from_lines(lines, 1)
+    body = _body(headers, rest)
+    if start_line[:4].upper() == "SIP/":
+        return _response(start_line, headers, body)
+    return _request(start_line, headers, body)
+
+
+def _split_lenient(data: bytes) -> tuple[list[str], bytes]:
+    """The general path of ``_parse``: bare LF line ends, control characters in quoted-pairs.
+
+    Returns the lines of the header section (start line first) and the rest of ``data``.
+    """
     end = _HEAD_END_RE.search(data)
     if end is None:
         raise ParseError("no empty line after the header section")
@@ -100,13 +137,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         text = text.replace("\r\n", "\n")
         if "\r" in text:
             raise ParseError("CR not followed by LF in the header section")
-    start_line, _, header_text = text.partition("\n")
-    headers = parse_headers(header_text)
-    rest = data[end.end() :]
-    body = _body(headers, rest)
-    if start_line[:4].upper() == "SIP/":
-        return _response(start_line, headers, body)
-    return _request(start_line, headers, body)
+    return text.split("\n"), data[end.end() :]
 
 
 def parse_headers(text: str) -> Headers:
@@ -116,24 +147,45 @@ def parse_headers(text: str) -> Headers:
     Used for the message header section and for MIME body parts (RFC 2046 §5.1).
     """
     if not text:
-        return Headers._from_fields([])
-    if text[0] in " \t":
-        raise ParseError("header section starts with a continuation line")
-    lines = text.split("\n")
-    if "\n " in text or "\n\t" in text:
-        lines = _unfold(lines)
+        return Headers._from_fields([], {})
+    return _headers_from_lines(text.split("\n"), 0)
+
+
+def _headers_from_lines(lines: list[str], first: int) -> Headers:
+    """``Headers`` (with its lookup index) from the field lines ``lines[first:]``.
+
+    A continuation line (SP or HTAB first) is never a known header name, so it is noticed in
+    the slow branch of the loop, which then starts again on the unfolded lines (§7.3.1).
+    """
     fields: list[tuple[str, str, str]] = []
+    index: dict[str, list[str]] = {}
+    if len(lines) <= first:
+        return Headers._from_fields(fields, index)
+    if lines[first][:1] in (" ", "\t"):
+        raise ParseError("header section starts with a continuation line")
     append = fields.append
-    cache = _NAME_CACHE
-    for line in lines:
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise ParseError(f"header line without a colon: {line[:40]!r}")
-        key_name = cache.get(name)
+    names = _NAME_CACHE
+    for line in lines[first:] if first else lines:
+        # "Name: value" is the usual spelling; a known name holds no ':', so when it is found
+        # the first colon was the separator. strip() copies only if there is something to strip.
+        name, colon, value = line.partition(": ")
+        key_name = names.get(name)
         if key_name is None:
+            if line[:1] in (" ", "\t"):
+                return _headers_from_lines(_unfold(lines[first:]), 0)
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise ParseError(f"header line without a colon: {line[:40]!r}")
             key_name = _key_and_name(name.rstrip(" \t"))
-        append((key_name[0], key_name[1], value.strip(" \t")))
-    return Headers._from_fields(fields)
+        key = key_name[0]
+        value = value.strip(" \t")
+        append((key, key_name[1], value))
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
+    return Headers._from_fields(fields, index)
 
 
 def _unfold(lines: list[str]) -> list[str]:
@@ -160,7 +212,7 @@ def _body(headers: Headers, rest: bytes) -> bytes:
     if not values:
         return rest  # a datagram without Content-Length: the rest is the body (§18.3)
     value = values[0]
-    if any(v != value for v in values):
+    if len(values) > 1 and any(v != value for v in values):
         raise ParseError("conflicting Content-Length headers")
     if not (value.isascii() and value.isdigit()):
         raise ParseError(f"malformed Content-Length header {value[:20]!r}")
@@ -192,6 +244,14 @@ def _response(start_line: str, headers: Headers, body: bytes) -> Response:
 
 
 def _request(start_line: str, headers: Headers, body: bytes) -> Request:
+    m = _REQUEST_LINE_FAST_RE.fullmatch(start_line)
+    if m is not None:
+        # The common shape, "METHOD sip:user@host;p=v SIP/2.0", checked by the regex.
+        method = m.group(1)
+        uri: URI = _sip_from_fast(m.group(2), m.group(3, 4, 5, 6, 7))
+        request = Request(method, uri, headers, body)
+        _check_mandatory(request, method)
+        return request
     # Request-Line = Method SP Request-URI SP SIP-Version (§7.1): exactly single spaces.
     parts = start_line.split(" ")
     if len(parts) != 3:
@@ -213,34 +273,57 @@ def _request(start_line: str, headers: Headers, body: bytes) -> Request:
 
 def _check_mandatory(message: Request | Response, method: str | None) -> None:
     """Parse the headers every message must carry (§8.1.1); hand the results to the message."""
-    index = message.headers._lookup_index()
-    for key, name in _SINGLE:
-        if len(index.get(key, ())) > 1:
-            raise ParseError(f"more than one {name} header")
-    call_id = _required(index, "call-id")
-    if _CALL_ID_RE.fullmatch(call_id) is None:
-        raise ParseError(f"malformed Call-ID header {call_id[:60]!r}")
-    handout = message._handout
-    cseq_raw = _required(index, "cseq")
-    cseq: CSeq = _parse_as("CSeq", parse_cseq, cseq_raw)
-    if method is not None and cseq.method != method:
-        raise ParseError(f"CSeq method {cseq.method} does not match the {method} request")
-    handout["cseq"] = (cseq_raw, cseq)
-    for name, key in (("From", "from"), ("To", "to")):
-        raw = _required(index, key)
-        value: NameAddr = _parse_as(name, parse_name_addr, raw)
-        handout[key] = (raw, value)
+    index = message.headers._lookup_index()  # already built by _headers_from_lines
+    call_ids = index.get("call-id")
+    cseqs = index.get("cseq")
+    froms = index.get("from")
+    tos = index.get("to")
+    if (
+        call_ids is None
+        or cseqs is None
+        or froms is None
+        or tos is None
+        or len(call_ids) + len(cseqs) + len(froms) + len(tos) != 4
+    ):
+        # Some header is missing or repeated: _one raises for it, naming it.
+        call_id = _one(index, "call-id", "Call-ID")
+        cseq_raw = _one(index, "cseq", "CSeq")
+        from_raw = _one(index, "from", "From")
+        to_raw = _one(index, "to", "To")
+    else:
+        call_id, cseq_raw, from_raw, to_raw = call_ids[0], cseqs[0], froms[0], tos[0]
     via_lines = index.get("via")
     if not via_lines:
         raise ParseError("missing Via header")
-    handout["via"] = (tuple(via_lines), parse_via_lines(via_lines))
     max_forwards = index.get("max-forwards")
+    if max_forwards is not None and len(max_forwards) > 1:
+        raise ParseError("more than one Max-Forwards header")
+    if _CALL_ID_RE.fullmatch(call_id) is None:
+        raise ParseError(f"malformed Call-ID header {call_id[:60]!r}")
+    header = "CSeq"
+    try:
+        cseq = parse_cseq(cseq_raw)
+        header = "From"
+        from_ = parse_name_addr(from_raw)
+        header = "To"
+        to = parse_name_addr(to_raw)
+    except ParseError as exc:
+        raise ParseError(f"malformed {header} header: {exc.reason}", exc.status_code) from exc
+    if method is not None and cseq.method != method:
+        raise ParseError(f"CSeq method {cseq.method} does not match the {method} request")
+    vias = parse_via_lines(via_lines)
+    handout: dict[str, object] = {"cseq": cseq, "from": from_, "to": to, "via": vias}
     if max_forwards is not None:
-        parse_max_forwards(max_forwards[0])
+        handout["max-forwards"] = parse_max_forwards(max_forwards[0])
+    message._handout = handout
+    message._handout_index = index
 
 
-def _required(index: dict[str, list[str]], key: str) -> str:
+def _one(index: dict[str, list[str]], key: str, name: str) -> str:
+    """The value of a header that must appear exactly once (§8.1.1)."""
     values = index.get(key)
-    if not values:
-        raise ParseError(f"missing {canonical_name(key)} header")
+    if values is None:
+        raise ParseError(f"missing {name} header")
+    if len(values) > 1:
+        raise ParseError(f"more than one {name} header")
     return values[0]

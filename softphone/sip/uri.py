@@ -63,19 +63,27 @@ _TEL_LOCAL_RE = re.compile(r"[0-9A-Fa-f*#\-.()]++")
 _TEL_PNAME_RE = re.compile(r"[A-Za-z0-9\-]++")
 _VISUAL_SEPARATORS = str.maketrans("", "", "-.()")
 
-# The fast path: one regex for the common shape of a SIP URI (no escapes, no IPv6, no headers).
-# Every part is a possessive single class, so it runs in linear time; the host it captures is
-# then checked by validate_host (memoised), and anything the regex does not match takes the
-# careful path, which decides between "valid but unusual" and ParseError.
+# The fast paths: one regex for the common shape of a host and of a SIP URI (no escapes, no
+# IPv6, no URI headers). Each accepts only what the careful path accepts, checking the host
+# rules of validate_host inline (labels start and end alphanumeric, the top label starts with a
+# letter, IPv4 octets <= 255), so a match needs no further validation; anything the regexes do
+# not match takes the careful path, which decides between "valid but unusual" and ParseError.
+# Every repetition is possessive or inside an atomic group whose backtracking gives back whole
+# labels only, so they run in linear time. The patterns are shared with headers.py and
+# parser.py, whose one-regex fast paths for Via, name-addr and the Request-Line embed them.
+_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
+_TOPLABEL = r"[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_HOST_PATTERN = rf"(?>{_OCTET}(?:\.{_OCTET}){{3}}(?![A-Za-z0-9\-.])|(?:{_LABEL}\.)*{_TOPLABEL}\.?)"
+_HOST_FAST_RE = re.compile(_HOST_PATTERN)
 _PCHAR_FAST = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]"
-_SIP_FAST_RE = re.compile(
+#: After "sip:": groups user, password, host, port, ";params" (no capturing group elsewhere).
+_SIP_FAST_PATTERN = (
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,]++)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*+))?@)?"
-    r"([A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?"
+    rf"({_HOST_PATTERN})(?::([0-9]{{1,5}}+))?"
     rf"((?:;{_PCHAR_FAST}++(?:={_PCHAR_FAST}++)?)*+)"
 )
-# Hosts already validated (a bounded memo: hosts repeat across messages far more than URIs).
-_VALID_HOSTS: dict[str, None] = {}
-_VALID_HOSTS_MAX = 4096
+_SIP_FAST_RE = re.compile(_SIP_FAST_PATTERN)
 
 # §19.1.4: these parameters must match when present in either URI, not only in both.
 _ALWAYS_COMPARED = ("user", "ttl", "method", "maddr", "transport")
@@ -89,14 +97,8 @@ def validate_host(host: str) -> str:
     do not start or end with ``-`` and its top label starts with a letter. IPv6 references use
     brackets and any RFC 4291 text form (RFC 5118 §4, incl. ``[::ffff:192.0.2.1]``).
     """
-    if host in _VALID_HOSTS:
-        return host
-    _check_host(host)
-    if len(host) > 255:  # RFC 1035 §2.3.4 size of a name: memoise only plausible hosts
-        return host
-    if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
-        _VALID_HOSTS.clear()
-    _VALID_HOSTS[host] = None
+    if _HOST_FAST_RE.fullmatch(host) is None:
+        _check_host(host)
     return host
 
 
@@ -403,8 +405,15 @@ def _parse_sip(scheme: str, rest: str) -> SipURI:
     m = _SIP_FAST_RE.fullmatch(rest)
     if m is None:
         return _parse_sip_careful(scheme, rest)
-    user, password, host, port_text, param_text = m.groups()
-    validate_host(host)
+    return _sip_from_fast(scheme, m.groups())
+
+
+def _sip_from_fast(scheme: str, groups: tuple[Any, ...]) -> SipURI:
+    """The SipURI of a ``_SIP_FAST_PATTERN`` match: only the port range is left to check.
+
+    ``groups`` are the pattern's (user, password, host, port, ";params").
+    """
+    user, password, host, port_text, param_text = groups
     port = None
     if port_text is not None:
         port = int(port_text)
@@ -414,7 +423,10 @@ def _parse_sip(scheme: str, rest: str) -> SipURI:
     if param_text:
         for part in param_text[1:].split(";"):
             name, eq, value = part.partition("=")
-            params.setdefault(name.lower(), value if eq else None)
+            if not name.islower():
+                name = name.lower()
+            if name not in params:
+                params[name] = value if eq else None
     return SipURI(scheme, user, password, host, port, params, {})
 
 

@@ -332,3 +332,28 @@ def test_utf8_survives_serialisation() -> None:
     again = parse_message(bytes(msg))
     assert again.headers.get("Subject") == "☎ call me"
     assert again.body == "héllo".encode()
+
+
+def test_handed_out_objects_are_dropped_by_any_header_change() -> None:
+    msg = parse_message(bytes(_request()))
+    msg.headers.add("X-Other", "1")  # not From, but any change invalidates the handout
+    msg.headers._lookup_index()
+    before = msg.from_
+    assert before.tag == msg.from_.tag
+    assert msg.from_ is not before  # parsed again: never the parser's object after a change
+
+
+def test_handout_survives_lookups_and_is_taken_once() -> None:
+    msg = parse_message(bytes(_request()))
+    assert msg.headers.get("From") is not None  # reading does not invalidate
+    first = msg.cseq
+    assert msg.cseq == first
+    assert msg.cseq is not first
+    assert msg.max_forwards == msg.max_forwards == 70
+
+
+def test_copied_headers_do_not_reuse_the_handout() -> None:
+    msg = parse_message(bytes(_request()))
+    msg.headers = msg.headers.copy()
+    msg.headers.set("CSeq", "8 INVITE")
+    assert msg.cseq.seq == 8

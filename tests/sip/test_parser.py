@@ -316,3 +316,53 @@ def test_parse_headers_rejects_a_leading_continuation() -> None:
     with pytest.raises(ParseError):
         parse_headers(" folded: x")
     assert list(parse_headers("")) == []
+
+
+_PLAIN = (
+    b"OPTIONS sip:bob@example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\r\n"
+    b"To: <sip:bob@example.com>\r\n"
+    b"From: <sip:alice@example.com>;tag=1\r\n"
+    b"Call-ID: c@h\r\n"
+    b"CSeq: 1 OPTIONS\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"To: <", b"To:<"),  # no space after the colon
+        (b"To: <", b"To :\t <"),  # whitespace before and after the colon
+        (b"To: <", b"t: <"),  # compact form
+        (b"To: <", b"tO: <"),  # any case
+        (b"To: <sip:bob@example.com>", b"To: <sip:bob@example.com>\r\n  "),  # empty fold
+        (b"To: <sip:bob@example.com>", b"To:\r\n <sip:bob@example.com>"),  # folded value
+    ],
+)
+def test_header_line_spellings(old: bytes, new: bytes) -> None:
+    msg = parse_message(_PLAIN.replace(old, new, 1))
+    assert str(msg.to.uri) == "sip:bob@example.com"
+    assert msg.headers.get("To") == "<sip:bob@example.com>"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"X-A: a\x01b\r\n",  # control character
+        b"X-A: a\rb\r\n",  # CR not followed by LF
+        b"X-A: a\x7fb\r\n",  # DEL
+        b"X-A: a\xffb\r\n",  # invalid UTF-8
+        b"X-A\r\n",  # no colon
+        b"X A: b\r\n",  # name not a token
+    ],
+)
+def test_fast_path_keeps_every_check(bad: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse_message(_PLAIN.replace(b"Content-Length", bad + b"Content-Length", 1))
+
+
+def test_bare_lf_in_one_line_takes_the_lenient_path() -> None:
+    msg = parse_message(_PLAIN.replace(b"Call-ID: c@h\r\n", b"Call-ID: c@h\n", 1))
+    assert msg.call_id == "c@h"

@@ -816,3 +816,57 @@ def test_linear_time_on_hostile_input(evil: str) -> None:
     with contextlib.suppress(ParseError):
         parse_uri(evil)
     assert time.perf_counter() - start < 1.0
+
+
+# The one-regex fast paths (host, SIP URI) must accept exactly what the careful path accepts
+# and give the same result: compare them on generated near-hosts and near-URIs.
+_host_texts = st.one_of(
+    st.text(alphabet="ab1Z09-.", min_size=1, max_size=16),
+    st.lists(st.sampled_from(["0", "01", "9", "99", "199", "200", "255", "256", "300", "a"]))
+    .filter(lambda parts: len(parts) in (3, 4, 5))
+    .map(".".join),
+)
+
+
+@given(_host_texts)
+def test_host_fast_path_agrees_with_the_careful_check(host: str) -> None:
+    from softphone.sip.uri import _HOST_FAST_RE, _check_host
+
+    try:
+        _check_host(host)
+        valid = True
+    except ParseError:
+        valid = False
+    assert (_HOST_FAST_RE.fullmatch(host) is not None) == valid
+
+
+@given(
+    st.one_of(st.none(), st.text(alphabet="aB1-_.!~*'()&=+$,%:", min_size=1, max_size=8)),
+    _host_texts,
+    st.one_of(st.none(), st.text(alphabet="0123456789", min_size=1, max_size=6)),
+    st.text(alphabet="aB1=;-[]/:&+$%", max_size=12),
+)
+def test_sip_uri_fast_path_agrees_with_the_careful_path(
+    user: str | None, host: str, port: str | None, params: str
+) -> None:
+    from softphone.sip.uri import _parse_sip, _parse_sip_careful
+
+    rest = (f"{user}@" if user is not None else "") + host
+    rest += f":{port}" if port is not None else ""
+    rest += f";{params}" if params else ""
+    outcomes = []
+    for parse in (_parse_sip, _parse_sip_careful):
+        try:
+            uri = parse("sip", rest)
+            outcomes.append(
+                (uri.user, uri.password, uri.host, uri.port, list(uri.params.items()), uri.headers)
+            )
+        except ParseError:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+
+
+def test_validate_host_keeps_no_memo() -> None:
+    import softphone.sip.uri as uri_module
+
+    assert not hasattr(uri_module, "_VALID_HOSTS")  # no parse results kept across calls
