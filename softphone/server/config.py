@@ -36,7 +36,7 @@ __all__ = [
     "load_users",
 ]
 
-_TRANSPORTS = ("tls", "tcp")
+_TRANSPORTS = ("tls", "tcp", "udp")
 # Keys of a [users.NAME] table that carry a precomputed H(A1), per hash function.
 _HA1_KEYS = {"ha1-md5": "md5", "ha1-sha-256": "sha256", "ha1-sha-512-256": "sha512_256"}
 _HASH_HEX_LENGTH = {"md5": 32, "sha256": 64, "sha512_256": 64}
@@ -66,7 +66,7 @@ class UserEntry:
 
 @dataclass(frozen=True)
 class ListenAddress:
-    """Where to listen: ``host``, ``port`` (0: any free port) and ``transport`` tls|tcp."""
+    """Where to listen: ``host``, ``port`` (0: any free port) and ``transport`` tls|tcp|udp."""
 
     host: str
     port: int
@@ -80,7 +80,8 @@ class ListenAddress:
 
     @classmethod
     def parse(cls, text: str, transport: str = "tls") -> ListenAddress:
-        """``127.0.0.1:5061``, ``[::1]:5061`` or ``tcp:127.0.0.1:5060`` (a prefix wins)."""
+        """``127.0.0.1:5061``, ``[::1]:5061``, ``tcp:127.0.0.1:5060`` or ``udp:127.0.0.1:5060``
+        (a prefix wins)."""
         scheme, sep, rest = text.partition(":")
         if sep and scheme.lower() in _TRANSPORTS and not rest.isdigit():
             transport, text = scheme.lower(), rest

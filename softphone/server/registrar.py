@@ -1,4 +1,4 @@
-"""The registrar: TLS (and TCP) listeners, Digest, the location service (RFC 3261 §10.3).
+"""The registrar: TLS (and TCP, UDP) listeners, Digest, the location service (RFC 3261 §10.3).
 
 Two layers, as everywhere in the engine:
 
@@ -11,6 +11,17 @@ Two layers, as everywhere in the engine:
   (RFC 3261 §18.3), one :class:`TransactionLayer` for the server transactions (reliable
   transport), RFC 5626 §3.5.1 keepalives (a CRLFCRLF ping gets a CRLF pong), and the flows
   whose loss removes their outbound bindings.
+
+UDP listeners (``udp:host:port`` in ``--listen``): one message per datagram (RFC 3261 §18.3,
+:func:`~softphone.sip.parser.parse_message`); the top Via of each request is stamped with
+``received``/``rport`` (§18.2.1, RFC 3581 §4) and the response goes where §18.2.2 and RFC 3581
+say (the source address and port when ``rport`` was asked for); server transactions run
+unreliable (a retransmitted REGISTER gets the same response again from the transaction, Timer
+J). A datagram that does not parse is answered 400 to its source when it is a request whose
+Via can be recovered, else dropped and counted (:attr:`Registrar.udp_dropped`); the listener
+goes on. STUN Binding requests on the same port are answered with XOR-MAPPED-ADDRESS (RFC
+5389, the keep-alive of RFC 5626 §4.4.2 / §8.4); a CR/LF datagram is ignored. The UDP "flow"
+of an outbound binding is named after the source address (``udp:ip:port``).
 
 A request that is framed correctly but does not parse is answered with its
 ``ParseError.status_code`` (400, 505...) when enough header fields survive to route the
@@ -44,10 +55,11 @@ from softphone.server.location import Binding, LocationService, canonical_aor
 from softphone.sip.dialog import new_tag
 from softphone.sip.digest import redact_authorization
 from softphone.sip.digest_server import DigestServer
-from softphone.sip.errors import LocalProtocolError, ParseError
+from softphone.sip.errors import ParseError
 from softphone.sip.framing import FramingError, StreamFramer
 from softphone.sip.headers import parse_option_tags
-from softphone.sip.message import Headers, Message, Request, Response, reason_phrase
+from softphone.sip.message import Message, Request, Response
+from softphone.sip.parser import parse_message
 from softphone.sip.transaction import Send, ServerTransaction, Terminated, Timeout, Transaction
 from softphone.sip.transaction import TransportError as TransactionTransportError
 from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer
@@ -61,12 +73,27 @@ from softphone.transport.stream import (
     start_tls_server,
 )
 from softphone.transport.tls import TLSConfig
+from softphone.transport.udp import (
+    BINDING_REQUEST,
+    MAX_DATAGRAM,
+    DatagramEndpoint,
+    StunError,
+    error_response_for_raw,
+    is_keepalive,
+    is_stun,
+    open_datagram_endpoint,
+    parse_stun,
+    response_destination,
+    stamp_received,
+    stun_binding_response,
+)
 
 __all__ = [
     "ALLOWED_METHODS",
     "SUPPORTED_OPTIONS",
     "Registrar",
     "RegistrarCore",
+    "error_response_for_raw",
     "running_registrar",
 ]
 
@@ -346,52 +373,6 @@ def _frame_at(buffer: bytes, pos: int, max_header: int, max_body: int) -> tuple[
     return pos, match.end() + int(value)
 
 
-_ROUTING_HEADERS = {
-    "via": "Via",
-    "v": "Via",
-    "from": "From",
-    "f": "From",
-    "to": "To",
-    "t": "To",
-    "call-id": "Call-ID",
-    "i": "Call-ID",
-    "cseq": "CSeq",
-}
-
-
-def error_response_for_raw(raw: bytes, error: ParseError) -> Response | None:
-    """A response to a request that did not parse, built from its raw header lines.
-
-    §8.2.6 needs Via, From, To, Call-ID and CSeq copied; without Via there is no way back,
-    and a response (``SIP/...``) is never answered. Returns None when nothing can be sent.
-    """
-    stripped = raw.lstrip(b"\r\n")
-    if stripped[:4].upper() == b"SIP/":
-        return None
-    end = _HEAD_END_RE.search(stripped)
-    head = stripped[: end.start() if end else len(stripped)].decode("utf-8", "replace")
-    lines: list[str] = []
-    for line in head.replace("\r\n", "\n").split("\n")[1:]:
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += " " + line.strip()
-        else:
-            lines.append(line)
-    headers = Headers()
-    try:
-        for line in lines:
-            name, colon, value = line.partition(":")
-            canonical = _ROUTING_HEADERS.get(name.strip().lower())
-            if colon and canonical is not None:
-                headers.add(canonical, value.strip())
-    except (LocalProtocolError, ValueError):
-        return None
-    if "Via" not in headers:
-        return None
-    code = error.status_code if 400 <= error.status_code <= 699 else 400
-    reason = _safe_reason(f"{reason_phrase(code)} ({error.reason})")
-    return Response(code, reason or reason_phrase(code), headers)
-
-
 # ---------------------------------------------------------------------------- asyncio
 
 
@@ -438,6 +419,35 @@ class _Connection:
         return True
 
 
+@dataclass(eq=False)
+class _UDPPeer:
+    """Where the responses of one server transaction received over UDP go (§18.2.2)."""
+
+    flow: str
+    endpoint: DatagramEndpoint
+    source: tuple[str, int]
+    transport: str = "udp"
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self.endpoint.sendto(data, self.source)
+        except (OSError, RuntimeError) as exc:
+            log.info("send on %s failed: %s", self.flow, exc)
+            return False
+        return True
+
+    def send_response(self, response: Response) -> bool:
+        try:
+            self.endpoint.sendto(bytes(response), response_destination(response, self.source))
+        except (OSError, RuntimeError) as exc:
+            log.info("send on %s failed: %s", self.flow, exc)
+            return False
+        return True
+
+
+_Peer = _Connection | _UDPPeer
+
+
 class Registrar:
     """The registrar's listeners and connections (see the module docstring)."""
 
@@ -447,8 +457,14 @@ class Registrar:
         self.layer = TransactionLayer()
         self._tls_servers: list[TLSServer] = []
         self._tcp_servers: list[asyncio.Server] = []
+        self._udp_endpoints: list[DatagramEndpoint] = []
         self._connections: dict[str, _Connection] = {}
-        self._tx_connection: dict[Transaction, _Connection] = {}
+        self._tx_connection: dict[Transaction, _Peer] = {}
+        #: UDP datagrams neither answered nor used: unparsable with no Via to answer to,
+        #: stray responses, STUN that is not a Binding request.
+        self.udp_dropped = 0
+        #: STUN Binding requests answered on the UDP listeners.
+        self.stun_answered = 0
         self._flow_ids = itertools.count(1)
         self._wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
@@ -474,10 +490,17 @@ class Registrar:
         return int(self._tcp_servers[0].sockets[0].getsockname()[1])
 
     @property
+    def udp_port(self) -> int:
+        if not self._udp_endpoints:
+            raise RuntimeError("no UDP listener")
+        return self._udp_endpoints[0].local_address[1]
+
+    @property
     def listening(self) -> list[tuple[str, str, int]]:
         """(transport, host, port) of every listener."""
         out = [("tls", *_sockname(s.server)) for s in self._tls_servers]
         out += [("tcp", *_sockname(s)) for s in self._tcp_servers]
+        out += [("udp", *e.local_address) for e in self._udp_endpoints]
         return out
 
     @property
@@ -510,6 +533,8 @@ class Registrar:
                             on_error=_log_tls_failure,
                         )
                     )
+                elif address.transport == "udp":
+                    self._udp_endpoints.append(await self._open_udp(address.host, address.port))
                 else:
                     self._tcp_servers.append(
                         await asyncio.start_server(
@@ -527,6 +552,11 @@ class Registrar:
             tcp.close()
         for tls in self._tls_servers:
             tls.close()
+        for udp in self._udp_endpoints:
+            udp.close()
+        for udp in self._udp_endpoints:
+            await udp.wait_closed()
+        self._udp_endpoints.clear()
         await self.drop_flows()
         for tls in self._tls_servers:
             await tls.wait_closed()
@@ -633,14 +663,18 @@ class Registrar:
             return
         self._run(actions, now, conn)
 
-    def _run(self, actions: list[LayerAction], now: float, conn: _Connection | None) -> None:
+    def _run(self, actions: list[LayerAction], now: float, conn: _Peer | None) -> None:
         for action in actions:
             if isinstance(action, NewRequest):
                 self._on_new_request(action, now, conn)
             elif isinstance(action, Send):
                 tx = action.transaction
                 target = (self._tx_connection.get(tx) if tx is not None else None) or conn
-                sent = target is not None and target.send(bytes(action.message))
+                message = action.message
+                if isinstance(target, _UDPPeer) and isinstance(message, Response):
+                    sent = target.send_response(message)
+                else:
+                    sent = target is not None and target.send(bytes(message))
                 if not sent and isinstance(tx, ServerTransaction):
                     self._run(self.layer.transport_error(tx, now), now, None)
             elif (
@@ -651,7 +685,7 @@ class Registrar:
             # Deliver: an ACK for a 2xx we never send; nothing to do.
         self._wake.set()
 
-    def _on_new_request(self, action: NewRequest, now: float, conn: _Connection | None) -> None:
+    def _on_new_request(self, action: NewRequest, now: float, conn: _Peer | None) -> None:
         tx = action.transaction
         if tx is None or conn is None:
             return  # an ACK outside any transaction (§17.1.1.3): no answer
@@ -680,6 +714,97 @@ class Registrar:
             if deadline is not None and deadline <= now:
                 self._run(self.layer.handle_timer(now), now, None)
                 self._wake.clear()
+
+    # -- UDP ----------------------------------------------------------------------------------
+
+    async def _open_udp(self, host: str, port: int) -> DatagramEndpoint:
+        holder: list[DatagramEndpoint] = []
+
+        def on_datagram(data: bytes, source: tuple[str, int]) -> None:
+            self._on_datagram(holder[0], data, source)
+
+        endpoint = await open_datagram_endpoint(
+            on_datagram, local_addr=(host, port), on_error=_log_udp_error
+        )
+        holder.append(endpoint)
+        return endpoint
+
+    def _on_datagram(
+        self, endpoint: DatagramEndpoint, data: bytes, source: tuple[str, int]
+    ) -> None:
+        """One datagram on a UDP listener (see the module docstring); never raises."""
+        try:
+            self._handle_datagram(endpoint, data, source)
+        except Exception:  # one bad datagram must not stop the listener
+            self.udp_dropped += 1
+            log.exception("error while handling a datagram from %s:%d", *source)
+
+    def _handle_datagram(
+        self, endpoint: DatagramEndpoint, data: bytes, source: tuple[str, int]
+    ) -> None:
+        where = f"udp:{source[0]}:{source[1]}"
+        if is_stun(data):
+            self._answer_stun(endpoint, data, source)
+            return
+        if is_keepalive(data):
+            return
+        peer = _UDPPeer(where, endpoint, source)
+        try:
+            message = parse_message(data, max_size=MAX_DATAGRAM)
+        except ParseError as exc:
+            response = error_response_for_raw(data, exc)
+            if response is None:
+                self.udp_dropped += 1
+                log.info("dropped an unparsable datagram from %s: %s", where, exc.reason)
+            else:
+                log.info("unparsable request from %s: %s", where, exc.reason)
+                peer.send(bytes(response))  # to the source: its Via may be what broke
+            return
+        if isinstance(message, Response):
+            self.udp_dropped += 1  # we send no requests: any response is stray (§18.1.2)
+            return
+        try:
+            stamp_received(message, source)
+        except ParseError as exc:
+            response = error_response_for_raw(data, exc)
+            if response is not None:
+                peer.send(bytes(response))
+            else:
+                self.udp_dropped += 1
+            return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s from %s\n%s", message.method, message.uri, where, loggable(message))
+        now = asyncio.get_running_loop().time()
+        try:
+            actions = self.layer.receive(message, now, reliable=False)
+        except ParseError as exc:
+            response = error_response_for_raw(data, exc)
+            if response is not None:
+                peer.send(bytes(response))
+            else:
+                self.udp_dropped += 1
+            return
+        self._run(actions, now, peer)
+
+    def _answer_stun(
+        self, endpoint: DatagramEndpoint, data: bytes, source: tuple[str, int]
+    ) -> None:
+        try:
+            request = parse_stun(data)
+        except StunError:
+            self.udp_dropped += 1
+            return
+        if request.type != BINDING_REQUEST:
+            self.udp_dropped += 1  # only Binding requests are served (RFC 5626 §8.4)
+            return
+        with contextlib.suppress(OSError, RuntimeError):
+            endpoint.sendto(stun_binding_response(request, source), source)
+            self.stun_answered += 1
+
+
+def _log_udp_error(exc: Exception) -> None:
+    # ICMP errors for datagrams we sent (a UA that went away): nothing to undo (§18.4).
+    log.info("UDP error: %s", exc)
 
 
 def _sockname(server: asyncio.Server) -> tuple[str, int]:

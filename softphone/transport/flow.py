@@ -1,4 +1,4 @@
-"""A flow: one connection that carries SIP, with RFC 5626 keep-alives (TLS or TCP).
+"""A flow: one connection that carries SIP, with RFC 5626 keep-alives (TLS, TCP or UDP).
 
 RFC 5626 §3.1 calls the bidirectional connection between a UA and its edge proxy a *flow*: the
 UA registers over it, the registrar sends incoming requests back over it, and the UA keeps it
@@ -27,8 +27,18 @@ Rules kept here:
 - RFC 5626 §4.4.1: keep-alive for connection-oriented transports is the CRLF CRLF "ping"
   answered by a CRLF "pong"; no pong within 10 s means the flow failed.
 
-UDP flows (RFC 5626 STUN keep-alives) are not implemented yet: a UDP target is refused with
-:class:`FlowError`.
+UDP (:class:`UDPFlow`, ``sip:`` only): a socket connected to the target, one message per
+datagram (:mod:`softphone.transport.udp`), ``transport == "UDP"`` so the UA runs its
+transactions unreliable (Timer A/E/G retransmissions). It refuses to send a request over 1300
+bytes (RFC 3261 §18.1.1: :class:`MessageTooLargeError`, the flow stays open); a datagram that
+does not parse is answered 400 when it is a request whose Via survives, else dropped and
+counted (:attr:`UDPFlow.datagrams_dropped`); an ICMP error (port unreachable, RFC 3261 §18.4)
+closes the flow. Keep-alives are RFC 5626 §4.4.2 STUN Binding requests (RFC 5389,
+retransmitted 0.5, 1, 2, 4 s... within :data:`PONG_TIMEOUT`); the XOR-MAPPED-ADDRESS of the
+answer is :attr:`UDPFlow.mapped_address` and its change is a flow failure (§4.4.2). A registrar
+that never answers STUN (``expect_pong=None`` and the first request unanswered) is not judged:
+:attr:`UDPFlow.stun_supported` becomes False, the pings stop, and the UA keeps the binding (and
+NAT mapping) alive by refreshing the registration only.
 
 Exceptions::
 
@@ -51,8 +61,10 @@ from typing import Literal
 from cryptography import x509
 
 from softphone.security.certificates import fingerprint_sha256
+from softphone.sip.errors import ParseError
 from softphone.sip.framing import FramingError, StreamFramer
 from softphone.sip.message import Message
+from softphone.sip.parser import parse_message
 from softphone.transport.locate import Target
 from softphone.transport.stream import (
     TCPStream,
@@ -62,6 +74,22 @@ from softphone.transport.stream import (
     open_tls_connection,
 )
 from softphone.transport.tls import TLSConfig
+from softphone.transport.udp import (
+    BINDING_SUCCESS,
+    MAX_DATAGRAM,
+    MAX_UDP_REQUEST,
+    DatagramEndpoint,
+    MessageTooLargeError,
+    StunError,
+    check_request_size,
+    error_response_for_raw,
+    is_keepalive,
+    is_stun,
+    mapped_address,
+    open_datagram_endpoint,
+    parse_stun,
+    stun_binding_request,
+)
 
 __all__ = [
     "DEFAULT_KEEPALIVE_INTERVAL",
@@ -75,6 +103,8 @@ __all__ = [
     "PeerCheck",
     "PeerVerdict",
     "TrustRefusedError",
+    "UDPFlow",
+    "UDPTooLargeError",
     "keepalive_delay",
     "open_flow",
 ]
@@ -90,7 +120,9 @@ PONG_TIMEOUT = 10.0
 #: (it picks a random time between 80 % and 100 % of the interval, so phones do not align).
 DEFAULT_KEEPALIVE_INTERVAL = 120.0
 
-FlowTransport = Literal["TLS", "TCP"]
+FlowTransport = Literal["TLS", "TCP", "UDP"]
+#: RFC 5389 §7.2.1: the first STUN retransmission after 500 ms, doubling each time.
+STUN_RTO = 0.5
 
 
 class FlowError(Exception):
@@ -139,6 +171,13 @@ def keepalive_delay(interval: float, rng: random.Random | None = None) -> float:
 class Flow:
     """One open connection carrying SIP (see the module docstring for the contract)."""
 
+    target: Target
+    transport: FlowTransport
+    peer_chain: tuple[x509.Certificate, ...]
+    peer_fingerprint: bytes | None
+    tls_version: str | None
+    closed: asyncio.Future[str]
+
     def __init__(
         self,
         stream: TLSStream | TCPStream,
@@ -149,14 +188,7 @@ class Flow:
         pong_timeout: float = PONG_TIMEOUT,
     ) -> None:
         self._stream = stream
-        self.target = target
-        self.transport: FlowTransport = transport
-        #: Round trips spent before the first SIP byte could go: TCP (1) + TLS handshake flights.
-        self.connect_round_trips = connect_round_trips
-        self.pong_timeout = pong_timeout
-        self.peer_chain: tuple[x509.Certificate, ...] = ()
-        self.peer_fingerprint: bytes | None = None
-        self.tls_version: str | None = None
+        self._init_state(target, transport, connect_round_trips, pong_timeout)
         if isinstance(stream, TLSStream):
             self.peer_chain = tuple(stream.peer_chain())
             if self.peer_chain:
@@ -164,7 +196,25 @@ class Flow:
             result = stream.handshake_result
             self.tls_version = result.version if result else None
         self._framer = StreamFramer()
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def _init_state(
+        self,
+        target: Target,
+        transport: FlowTransport,
+        connect_round_trips: int,
+        pong_timeout: float,
+    ) -> None:
+        """What every flow has, whatever carries it."""
+        self.target = target
+        self.transport = transport
+        #: Round trips spent before the first SIP byte could go: TCP (1) + TLS handshake
+        #: flights; 0 for UDP.
+        self.connect_round_trips = connect_round_trips
+        self.pong_timeout = pong_timeout
+        self.peer_chain = ()
+        self.peer_fingerprint = None
+        self.tls_version = None
+        self.closed = asyncio.get_running_loop().create_future()
         self._pong = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.messages_sent = 0
@@ -339,15 +389,217 @@ class Flow:
                     strict = False  # a peer that never pongs: keep its NAT binding open only
 
 
+class UDPFlow(Flow):
+    """A flow over UDP (``sip:`` only): a socket connected to the target, one message per
+    datagram, STUN keep-alives (see the module docstring)."""
+
+    def __init__(
+        self,
+        endpoint: DatagramEndpoint,
+        target: Target,
+        *,
+        pong_timeout: float = PONG_TIMEOUT,
+        max_request_size: int = MAX_UDP_REQUEST,
+    ) -> None:
+        # Not Flow.__init__: there is no byte stream and nothing to frame.
+        self._init_state(target, "UDP", 0, pong_timeout)
+        self._endpoint = endpoint
+        self.max_request_size = max_request_size
+        self._on_message: MessageHandler | None = None
+        self._early: list[bytes] = []  # datagrams that came before start()
+        self._stun_tid: bytes | None = None
+        #: Our address as the registrar sees it (STUN XOR-MAPPED-ADDRESS), once answered.
+        self.mapped_address: tuple[str, int] | None = None
+        #: None: not known yet; True: the peer answers STUN; False: it never did (the UA then
+        #: keeps the flow alive by refreshing the registration only).
+        self.stun_supported: bool | None = None
+        #: Datagrams that were neither SIP, STUN for us, nor a keep-alive (RFC 3261 §18.3).
+        self.datagrams_dropped = 0
+        self.keepalives_received = 0
+        endpoint.on_datagram = self._datagram
+        endpoint.on_error = self._icmp_error
+        endpoint.closed.add_done_callback(lambda _: self.close("the UDP socket was closed"))
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self._endpoint.local_address
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self, on_message: MessageHandler) -> None:
+        self._on_message = on_message
+        early, self._early = self._early, []
+        for data in early:
+            self._handle_sip(data)
+
+    def send(self, message: Message) -> None:
+        """One message in one datagram. A request over :attr:`max_request_size` bytes raises
+        :class:`MessageTooLargeError` (RFC 3261 §18.1.1) and nothing is sent."""
+        if self.closed.done():
+            raise FlowClosedError(self.closed.result())
+        data = bytes(message)
+        try:
+            check_request_size(message, data, self.max_request_size)
+        except MessageTooLargeError as exc:
+            raise UDPTooLargeError(exc) from exc
+        self._write_raw(data)
+        self.messages_sent += 1
+
+    def close(self, reason: str = "closed by us") -> None:
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        self._endpoint.close()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+
+    # -- keep-alive: STUN (RFC 5626 §4.4.2, RFC 5389) -----------------------------------------
+
+    async def _ping_once(self) -> bool:
+        """One STUN Binding transaction: retransmitted after 0.5, 1, 2, 4 s... (RFC 5389
+        §7.2.1) until :attr:`pong_timeout`; True when answered. A changed mapped address
+        closes the flow (RFC 5626 §4.4.2: the NAT binding is not the one registered)."""
+        request, tid = stun_binding_request()
+        self._stun_tid = tid
+        self._pong.clear()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.pong_timeout
+        rto = STUN_RTO
+        try:
+            while True:
+                self._write_raw(request)
+                self.pings_sent += 1
+                wait = min(rto, deadline - loop.time())
+                if wait <= 0:
+                    return False
+                try:
+                    async with asyncio.timeout(wait):
+                        await self._pong.wait()
+                    return True
+                except TimeoutError:
+                    rto *= 2
+        finally:
+            self._stun_tid = None
+
+    async def _keepalive_loop(self, interval: float, expect_pong: bool | None) -> None:
+        strict = expect_pong
+        with contextlib.suppress(FlowClosedError):
+            while not self.closed.done():
+                await asyncio.sleep(keepalive_delay(interval))
+                if self.closed.done():
+                    return
+                if await self._ping_once():
+                    self.stun_supported = True
+                    strict = True
+                elif strict:
+                    self.close(f"no STUN keep-alive answer within {self.pong_timeout:g} s")
+                    return
+                else:
+                    self.stun_supported = False
+                    log.info(
+                        "%s does not answer STUN: keeping the flow alive by re-registering",
+                        self.remote,
+                    )
+                    return
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def _datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        if self.closed.done():
+            return
+        if is_stun(data):
+            self._handle_stun(data)
+        elif is_keepalive(data):
+            self.keepalives_received += 1
+        elif self._on_message is None:
+            if len(self._early) < 16:
+                self._early.append(data)
+        else:
+            self._handle_sip(data)
+
+    def _handle_stun(self, data: bytes) -> None:
+        try:
+            message = parse_stun(data)
+        except StunError:
+            self.datagrams_dropped += 1
+            return
+        if message.type != BINDING_SUCCESS or message.transaction_id != self._stun_tid:
+            self.datagrams_dropped += 1  # a stray or late answer, or a request to us
+            return
+        address = mapped_address(message)
+        self.pongs_received += 1
+        if address is not None:
+            if self.mapped_address is not None and address != self.mapped_address:
+                old, self.mapped_address = self.mapped_address, address
+                self.close(
+                    f"our address as seen by {self.remote} changed from {_hostport(old)} to "
+                    f"{_hostport(address)} (a NAT rebinding: the flow registered is gone)"
+                )
+                return
+            self.mapped_address = address
+        self._pong.set()
+
+    def _handle_sip(self, data: bytes) -> None:
+        assert self._on_message is not None
+        try:
+            message = parse_message(data, max_size=MAX_DATAGRAM)
+        except ParseError as exc:
+            response = error_response_for_raw(data, exc)
+            if response is None:
+                self.datagrams_dropped += 1
+                log.info("dropped an unparsable datagram from %s: %s", self.remote, exc.reason)
+                return
+            log.info("answering an unparsable request from %s: %s", self.remote, exc.reason)
+            with contextlib.suppress(FlowClosedError):
+                self._write_raw(bytes(response))
+            return
+        try:
+            self._deliver(message, self._on_message)
+        except Exception:  # a bug in a handler must not kill the socket
+            log.exception("error while handling a datagram from %s", self.remote)
+
+    def _icmp_error(self, exc: Exception) -> None:
+        # RFC 3261 §18.4: an ICMP error is a transport error; the flow is gone.
+        self.close(f"the server at {self.remote} is not reachable over UDP ({_why(exc)})")
+
+    def _write_raw(self, data: bytes) -> None:
+        if self.closed.done():
+            raise FlowClosedError(self.closed.result())
+        try:
+            self._endpoint.sendto(data)
+        except (OSError, RuntimeError) as exc:
+            self.close(f"sending to {self.remote} failed ({_why(exc)})")
+            raise FlowClosedError(self.closed.result()) from exc
+
+
+class UDPTooLargeError(FlowError):
+    """:meth:`UDPFlow.send` refused a request too large for UDP (RFC 3261 §18.1.1); the flow
+    stays open. ``size`` and ``limit`` in bytes."""
+
+    def __init__(self, error: MessageTooLargeError) -> None:
+        super().__init__(str(error))
+        self.size = error.size
+        self.limit = error.limit
+
+
+def _hostport(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 # -- opening -----------------------------------------------------------------------------------
 
 
 def _check_transport(target: Target, secure: bool) -> FlowTransport:
-    if target.transport == "UDP":
-        raise FlowError("UDP flows are not supported yet; use TLS or TCP")
     if secure and target.transport != "TLS":
-        # RFC 3261 §26.2.2: a sips: URI means TLS on every hop; never fall back to TCP.
-        raise FlowError(f"a sips: address needs TLS; refusing to connect over {target.transport}")
+        # RFC 3261 §26.2.2: a sips: URI means TLS on every hop; never fall back to TCP or UDP.
+        raise FlowError(
+            f"a sips: address needs TLS on every hop; refusing to send it over "
+            f"{target.transport} (RFC 3261 §26.2.2)"
+        )
+    if target.transport == "UDP":
+        return "UDP"
     return "TLS" if target.transport == "TLS" else "TCP"
 
 
@@ -362,12 +614,24 @@ async def open_flow(
 ) -> Flow:
     """Connect to ``target`` and return a flow ready for SIP (not yet reading: call start).
 
+    A UDP target gives a :class:`UDPFlow` (refused when ``secure``: no SIPS over UDP).
+
     For TLS, ``check_peer`` is required and decides about the certificate before anything
     is sent (RFC 3261 §26.3.2.1); ``tls_config`` defaults to a client config whose SNI and
     name to check are ``target.server_name`` (RFC 5922 §4). Raises :class:`FlowError` (a
     :class:`TrustRefusedError` when the certificate was not accepted).
     """
     transport = _check_transport(target, secure)
+    if transport == "UDP":
+        try:
+            endpoint = await open_datagram_endpoint(
+                _unset_handler, remote_addr=(target.host_ip, target.port)
+            )
+        except OSError as exc:
+            raise FlowError(
+                f"cannot open UDP to {target.host_ip}:{target.port} ({_why(exc)})"
+            ) from exc
+        return UDPFlow(endpoint, target, pong_timeout=pong_timeout)
     if transport == "TCP":
         try:
             tcp = await open_tcp_connection(target.host_ip, target.port, timeout=connect_timeout)
@@ -410,6 +674,10 @@ async def _tls_connect(target: Target, config: TLSConfig, timeout: float) -> TLS
         raise FlowError(f"TLS with {target.host_ip}:{target.port} failed ({exc.reason})") from exc
     except (OSError, TimeoutError) as exc:
         raise FlowError(f"cannot connect to {target.host_ip}:{target.port} ({_why(exc)})") from exc
+
+
+def _unset_handler(data: bytes, source: tuple[str, int]) -> None:
+    """Replaced by :class:`UDPFlow` before the loop can deliver anything."""
 
 
 def _why(exc: BaseException) -> str:

@@ -27,6 +27,18 @@ What happens, with the RFC for each step:
 6. Requests arriving on the flow are answered (RFC 5626 §3: the flow also carries requests to
    us): OPTIONS with 200, anything else with 501 for now.
 
+UDP (``sip:`` registrars only; :class:`~softphone.transport.flow.UDPFlow`): used when the
+account lists ``"udp"`` in ``transport`` or, with no ``transport`` list, when the registrar URI
+says ``;transport=udp`` (it is never picked by itself: TLS, then TCP, is the default order).
+The transactions run unreliable (RFC 3261 §17.1.2: Timer E retransmits the REGISTER, Timer F
+ends it), the Via says ``UDP`` with ``rport`` (RFC 3581) and the Contact ``transport=udp``. A
+REGISTER over 1300 bytes is refused with a clear, non-retryable error (RFC 3261 §18.1.1: use
+TCP or TLS). Keep-alives are STUN Binding requests (RFC 5626 §4.4.2) every 80-100 % of the
+Flow-Timer (else about 24-29 s); when the registrar never answers STUN (Kamailio without its
+stun module, say) the flow keeps no pings and the binding is kept by the refresh REGISTERs
+only. A lost UDP flow (STUN unanswered after the registrar had answered, a changed
+XOR-MAPPED-ADDRESS, an ICMP port unreachable) is re-established like a lost connection.
+
 Events go to ``on_event`` (a plain callable run in the event loop): they carry no secret.
 Round trips (ARCHITECTURE.md floors): :attr:`Binding.round_trips` of a cold registration counts
 TCP + TLS + every REGISTER exchange (4 with a challenge); a refresh on the open flow counts 1.
@@ -68,6 +80,7 @@ from softphone.transport.flow import (
     FlowError,
     PeerVerdict,
     TrustRefusedError,
+    UDPTooLargeError,
     open_flow,
 )
 from softphone.transport.locate import LocateError, ResolverConfig, Transport, locate
@@ -102,6 +115,9 @@ EventHandler = Callable[[Event], None]
 _ALLOWED = "OPTIONS"
 #: How long close() waits for the un-REGISTER before closing the flow anyway.
 _UNREGISTER_TIMEOUT = 5.0
+#: RFC 5626 §4.4.1: without a Flow-Timer, keep-alives over a connectionless transport go
+#: about every 24-29 s (NAT UDP mappings are short-lived); 80-100 % of this.
+DEFAULT_UDP_KEEPALIVE_INTERVAL = 29.0
 
 
 @dataclass(frozen=True)
@@ -347,7 +363,12 @@ class UserAgent:
         self.binding = binding
         self.state = RegistrationState.REGISTERED
         if self.account.outbound and first_on_flow:
-            interval = binding.flow_timer or self.keepalive_interval or DEFAULT_KEEPALIVE_INTERVAL
+            default = (
+                DEFAULT_UDP_KEEPALIVE_INTERVAL
+                if flow.transport == "UDP"
+                else DEFAULT_KEEPALIVE_INTERVAL
+            )
+            interval = binding.flow_timer or self.keepalive_interval or default
             flow.start_keepalive(interval, expect_pong=True if binding.outbound else None)
             self._keepalive_on = flow
         fingerprint = flow.peer_fingerprint
@@ -425,7 +446,7 @@ class UserAgent:
         """Run ``request`` through a client transaction on ``flow``; its final response."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Response] = loop.create_future()
-        tx, actions = self._layer.send_request(request, loop.time(), reliable=True)
+        tx, actions = self._layer.send_request(request, loop.time(), reliable=_reliable(flow))
         self._waiters[tx] = future
         self._tx_flow[tx] = flow
         try:
@@ -437,7 +458,7 @@ class UserAgent:
     def _on_message(self, flow: Flow, message: Message) -> None:
         now = asyncio.get_running_loop().time()
         try:
-            actions = self._layer.receive(message, now, reliable=True)
+            actions = self._layer.receive(message, now, reliable=_reliable(flow))
         except ParseError as exc:
             log.info("unusable message from %s: %s", flow.remote, exc.reason)
             return
@@ -468,6 +489,12 @@ class UserAgent:
             if target is None:
                 raise FlowClosedError("no connection")
             target.send(action.message)
+        except UDPTooLargeError as exc:
+            # RFC 3261 §18.1.1: not over UDP. Retrying the same request would not shrink it.
+            log.info("not sending over UDP: %s", exc.reason)
+            if tx is not None:
+                self._fail_waiter(tx, exc.reason, retryable=False)
+                self._run(self._layer.transport_error(tx, now), flow)
         except FlowClosedError:
             if tx is not None:
                 self._run(self._layer.transport_error(tx, now), flow)
@@ -480,10 +507,10 @@ class UserAgent:
         if future is not None and not future.done():
             future.set_result(message)
 
-    def _fail_waiter(self, tx: Transaction | None, reason: str) -> None:
+    def _fail_waiter(self, tx: Transaction | None, reason: str, *, retryable: bool = True) -> None:
         future = self._waiters.get(tx) if tx is not None else None
         if future is not None and not future.done():
-            future.set_exception(RegistrationError(reason, retryable=True))
+            future.set_exception(RegistrationError(reason, retryable=retryable))
 
     def _flow_closed(self, flow: Flow) -> None:
         """Fail the transactions still waiting on a flow that is gone (RFC 3261 §17.1.4)."""
@@ -536,21 +563,32 @@ class UserAgent:
 
 
 def _transport(flow: Flow) -> AccountTransport:
-    return AccountTransport.TLS if flow.transport == "TLS" else AccountTransport.TCP
+    return AccountTransport(flow.transport.lower())
+
+
+def _reliable(flow: Flow) -> bool:
+    """RFC 3261 §17.1.1.2: only UDP is an unreliable transport (Timer A/E/G retransmit)."""
+    return flow.transport != "UDP"
 
 
 def _resolver_config(account: Account) -> ResolverConfig:
     """The account's ``nameserver``/``resolve``/``transport`` as RFC 3263 look-up options.
 
-    UDP flows are not implemented, so only TLS and TCP are looked for; ``sips:`` only TLS.
+    ``sips:`` looks for TLS only. Without a ``transport`` list: TLS, then TCP, and UDP only
+    when the registrar URI asks for it (``;transport=udp``): UDP is never chosen by itself.
     """
     secure = account.secure or account.registrar_uri.scheme == "sips"
+    default = [AccountTransport.TLS, AccountTransport.TCP]
+    if account.registrar_uri.transport == "udp":
+        default.append(AccountTransport.UDP)
     wanted: list[Transport] = []
-    for t in account.transport or (AccountTransport.TLS, AccountTransport.TCP):
+    for t in account.transport or default:
         if t is AccountTransport.TLS:
             wanted.append("TLS")
         elif t is AccountTransport.TCP and not secure:
             wanted.append("TCP")
+        elif t is AccountTransport.UDP and not secure:
+            wanted.append("UDP")
     return ResolverConfig.from_account(
         nameserver=[str(n) for n in account.nameserver],
         resolve=[str(r) for r in account.resolve],
