@@ -31,12 +31,32 @@ class FramingError(ParseError):
     """A ``ParseError`` raised by ``StreamFramer.feed``.
 
     ``messages`` holds the messages completed by the same ``feed`` call before the error, so
-    nothing that arrived intact is lost when the connection is closed.
+    nothing that arrived intact is lost.
+
+    ``recoverable`` tells the two kinds apart. False: the stream itself is broken (no usable
+    Content-Length, a section over a limit) and the connection must be closed. True: one
+    message was framed correctly but is not valid SIP; ``raw`` holds its bytes, the framer is
+    still in step, and the caller answers it (400, or what ``status_code`` says) and goes on
+    with ``feed(b"")`` to get the messages already buffered behind it — "a malformed message
+    gets the right 4xx and the phone keeps working".
     """
 
-    def __init__(self, reason: str, status_code: int = 400) -> None:
+    def __init__(
+        self, reason: str, status_code: int = 400, *, recoverable: bool = False, raw: bytes = b""
+    ) -> None:
         super().__init__(reason, status_code)
         self.messages: list[Message] = []
+        self.recoverable = recoverable
+        self.raw = raw
+
+
+class _BadMessageError(Exception):
+    """Internal: a framed message that did not parse."""
+
+    def __init__(self, error: ParseError, raw: bytes) -> None:
+        super().__init__(error.reason)
+        self.error = error
+        self.raw = raw
 
 
 class StreamFramer:
@@ -49,10 +69,12 @@ class StreamFramer:
     split between two TCP segments is counted as two pongs.
 
     Every error raises ``FramingError`` (a ``ParseError``) with the status to answer: 400 for
-    a missing, negative, non-numeric or conflicting Content-Length or a malformed message, 413
-    for a header section over ``max_header_bytes`` or a body over ``max_body_bytes``. After an
-    error the framer is dead: the stream is out of sync and the connection must be closed;
-    feeding it again raises ``LocalProtocolError``.
+    a missing, negative, non-numeric or conflicting Content-Length, 413 for a header section
+    over ``max_header_bytes`` or a body over ``max_body_bytes``: then the framer is dead (the
+    stream is out of sync, the connection must be closed; feeding it again raises
+    ``LocalProtocolError``). A message that is framed correctly but is not valid SIP raises a
+    *recoverable* ``FramingError`` with the parser's status code and the message's bytes, and
+    the framer stays usable.
     """
 
     def __init__(self, *, max_header_bytes: int = 65536, max_body_bytes: int = 1 << 20) -> None:
@@ -88,6 +110,12 @@ class StreamFramer:
                 if message is None:
                     return messages
                 messages.append(message)
+        except _BadMessageError as bad:
+            recoverable = FramingError(
+                bad.error.reason, bad.error.status_code, recoverable=True, raw=bad.raw
+            )
+            recoverable.messages = messages
+            raise recoverable from bad.error
         except ParseError as exc:
             error = FramingError(exc.reason, exc.status_code)
             error.messages = messages
@@ -134,7 +162,10 @@ class StreamFramer:
         del buffer[: self._message_end]
         self._message_end = None
         self._scan_from = 0
-        return parse_message(raw, max_size=len(raw))
+        try:
+            return parse_message(raw, max_size=len(raw))
+        except ParseError as exc:
+            raise _BadMessageError(exc, raw) from exc
 
     def _content_length(self, head: bytes) -> int:
         """The one Content-Length of a header section (RFC 3261 §18.3, §20.14)."""
