@@ -44,10 +44,9 @@ import contextlib
 import email.utils
 import itertools
 import logging
-import re
 import unicodedata
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from softphone.security.certificates import fingerprint_hex
 from softphone.server.config import RegistrarConfig
@@ -267,110 +266,26 @@ def loggable(message: Message) -> str:
 
 # ---------------------------------------------------------------------------- framing
 
-
-_HEAD_END_RE = re.compile(rb"\n\r?\n")
-_CONTENT_LENGTH_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I | re.M)
-
-
-@dataclass
-class _Unparsed:
-    """A frame that did not parse, with the error to answer it with."""
-
-    raw: bytes
-    error: ParseError
+_MAX_HEADER_BYTES = 65536
+_MAX_BODY_BYTES = 65536
 
 
-@dataclass
-class _FeedResult:
-    items: list[Message | _Unparsed] = field(default_factory=list)
-    pings: int = 0
-    broken: ParseError | None = None
-
-
-class _Deframer:
-    """A :class:`StreamFramer` that survives a message which is framed but does not parse.
-
-    The framer dies on any error; when the failing frame can still be delimited (one valid
-    Content-Length, within the limits) the stream is in sync, so the frame is reported as
-    :class:`_Unparsed` and a fresh framer continues with the bytes after it. The bytes the
-    framer holds are mirrored (they are always a suffix of the stream) for that.
-    """
-
-    def __init__(self, *, max_header_bytes: int = 65536, max_body_bytes: int = 65536) -> None:
-        self._limits = (max_header_bytes, max_body_bytes)
-        self._framer = StreamFramer(
-            max_header_bytes=max_header_bytes, max_body_bytes=max_body_bytes
-        )
-        self._held = bytearray()
-
-    def feed(self, data: bytes) -> _FeedResult:
-        result = _FeedResult()
-        while True:
-            self._held += data
-            pings = self._framer.pings
-            try:
-                messages = self._framer.feed(data)
-            except FramingError as exc:
-                result.pings += self._framer.pings - pings
-                result.items += exc.messages
-                span = _locate_frame(bytes(self._held), len(exc.messages), *self._limits)
-                if span is None:
-                    start = _skip_to_frame(bytes(self._held), len(exc.messages), *self._limits)
-                    result.items.append(_Unparsed(bytes(self._held[start:]), exc))
-                    result.broken = exc
-                    self._held.clear()
-                    return result
-                start, end = span
-                result.items.append(_Unparsed(bytes(self._held[start:end]), exc))
-                data = bytes(self._held[end:])
-                self._held.clear()
-                max_header, max_body = self._limits
-                self._framer = StreamFramer(max_header_bytes=max_header, max_body_bytes=max_body)
-                continue
-            result.pings += self._framer.pings - pings
-            result.items += messages
-            del self._held[: len(self._held) - self._framer.buffered]
-            return result
-
-
-def _skip_to_frame(buffer: bytes, skip: int, max_header: int, max_body: int) -> int:
-    """Offset of frame number ``skip`` (0-based), or of the first frame that cannot be cut."""
-    pos = 0
-    for _ in range(skip):
-        span = _frame_at(buffer, pos, max_header, max_body)
-        if span is None:
+def _broken_frame(pending: bytes, skip: int) -> bytes:
+    """The bytes from the frame that broke the framing: ``pending`` after its first ``skip``
+    whole messages. A fresh framer is fed byte by byte, so the framer's own rules decide where
+    each message ends (this runs once, just before a connection is closed)."""
+    if not skip:
+        return pending
+    probe = StreamFramer(max_header_bytes=_MAX_HEADER_BYTES, max_body_bytes=_MAX_BODY_BYTES)
+    done = 0
+    for i in range(len(pending)):
+        try:
+            done += len(probe.feed(pending[i : i + 1]))
+        except FramingError:
             break
-        pos = span[1]
-    while buffer.startswith(b"\r\n", pos):
-        pos += 2
-    return pos
-
-
-def _locate_frame(
-    buffer: bytes, skip: int, max_header: int, max_body: int
-) -> tuple[int, int] | None:
-    """(start, end) of frame number ``skip`` if it is complete and framed correctly."""
-    start = _skip_to_frame(buffer, skip, max_header, max_body)
-    span = _frame_at(buffer, start, max_header, max_body)
-    if span is None or span[1] > len(buffer):
-        return None
-    return span
-
-
-def _frame_at(buffer: bytes, pos: int, max_header: int, max_body: int) -> tuple[int, int] | None:
-    """The frame starting at ``pos`` after keepalives, by the rules of StreamFramer."""
-    while buffer.startswith(b"\r\n", pos):
-        pos += 2
-    match = _HEAD_END_RE.search(buffer, pos)
-    if match is None or match.end() - pos > max_header:
-        return None
-    values = {m[1].strip(b" \t") for m in _CONTENT_LENGTH_RE.finditer(buffer, pos, match.end())}
-    if len(values) != 1:
-        return None
-    value = values.pop()
-    if not value.isdigit() or len(value) > 12 or int(value) > max_body:
-        return None
-    return pos, match.end() + int(value)
+        if done >= skip:
+            return pending[i + 1 :]
+    return b""
 
 
 # ---------------------------------------------------------------------------- asyncio
@@ -609,28 +524,57 @@ class Registrar:
         conn = _Connection(f"{transport}:{where}#{next(self._flow_ids)}", transport, peer, stream)
         conn.task = asyncio.current_task()
         self._connections[conn.flow] = conn
-        deframer = _Deframer()
+        framer = StreamFramer(max_header_bytes=_MAX_HEADER_BYTES, max_body_bytes=_MAX_BODY_BYTES)
+        held = bytearray()  # the bytes the framer holds (always a suffix of the stream)
         try:
             while True:
                 data = await stream.read()
                 if not data:
                     break
-                result = deframer.feed(data)
-                for _ in range(result.pings):
-                    conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong
-                for item in result.items:
-                    if isinstance(item, _Unparsed):
-                        self._answer_unparsed(conn, item)
-                    else:
-                        self._on_message(conn, item)
-                if result.broken is not None:
-                    log.info("closing %s: framing broken (%s)", conn.flow, result.broken.reason)
+                held += data
+                if not self._feed(conn, framer, held, data):
                     break
         except (OSError, TLSStreamError) as exc:
             log.info("connection %s failed: %s", conn.flow, exc)
         finally:
             self._forget(conn)
             stream.close()
+
+    def _feed(self, conn: _Connection, framer: StreamFramer, held: bytearray, data: bytes) -> bool:
+        """Feed ``data`` (already appended to ``held``) and handle what it completed; False
+        when the framing is broken and the connection must be closed (RFC 3261 §18.3).
+
+        A message that is framed but does not parse gets its 4xx and the framer goes on with
+        the messages behind it (``feed(b"")``, which may raise again for the next one).
+        """
+        while True:
+            pings = framer.pings
+            try:
+                messages = framer.feed(data)
+            except FramingError as exc:
+                self._pong(conn, framer.pings - pings)
+                for message in exc.messages:
+                    self._on_message(conn, message)
+                if not exc.recoverable:
+                    raw = _broken_frame(bytes(held), len(exc.messages))
+                    held.clear()
+                    self._answer_unparsed(conn, raw, exc)
+                    log.info("closing %s: framing broken (%s)", conn.flow, exc.reason)
+                    return False
+                self._answer_unparsed(conn, exc.raw, exc)
+                del held[: len(held) - framer.buffered]
+                data = b""
+                continue
+            self._pong(conn, framer.pings - pings)
+            for message in messages:
+                self._on_message(conn, message)
+            del held[: len(held) - framer.buffered]
+            return True
+
+    @staticmethod
+    def _pong(conn: _Connection, pings: int) -> None:
+        for _ in range(pings):
+            conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong
 
     def _forget(self, conn: _Connection) -> None:
         if self._connections.pop(conn.flow, None) is None:
@@ -640,9 +584,9 @@ class Registrar:
             del self._tx_connection[tx]
         log.info("flow %s closed; %d outbound binding(s) removed", conn.flow, len(gone))
 
-    def _answer_unparsed(self, conn: _Connection, item: _Unparsed) -> None:
-        log.info("unparsable message on %s: %s", conn.flow, item.error.reason)
-        response = error_response_for_raw(item.raw, item.error)
+    def _answer_unparsed(self, conn: _Connection, raw: bytes, error: ParseError) -> None:
+        log.info("unparsable message on %s: %s", conn.flow, error.reason)
+        response = error_response_for_raw(raw, error)
         if response is not None:
             conn.send(bytes(response))
 

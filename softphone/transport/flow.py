@@ -24,6 +24,10 @@ Rules kept here:
   yes. A certificate that must close the connection at once (expired, draft-gurbani-sip-tls-
   use A.2.1) is closed before the person is asked; accepting it opens a new connection, which
   must present the very same certificate.
+- RFC 3261 §18.3 on TLS/TCP: a message that is framed correctly but is not valid SIP is
+  answered 400 when it is a request whose Via survives, else dropped and counted
+  (:attr:`Flow.messages_dropped`); the flow goes on. Broken framing (no usable
+  Content-Length, over a limit) closes the flow.
 - RFC 5626 §4.4.1: keep-alive for connection-oriented transports is the CRLF CRLF "ping"
   answered by a CRLF "pong"; no pong within 10 s means the flow failed.
 
@@ -196,6 +200,9 @@ class Flow:
             result = stream.handshake_result
             self.tls_version = result.version if result else None
         self._framer = StreamFramer()
+        #: Messages framed correctly but not valid SIP that could not be answered (a response,
+        #: a request without a usable Via): dropped, the flow goes on.
+        self.messages_dropped = 0
 
     def _init_state(
         self,
@@ -348,14 +355,22 @@ class Flow:
 
     def _feed(self, data: bytes, on_message: MessageHandler) -> None:
         pings, pongs = self._framer.pings, self._framer.pongs
-        try:
-            messages = self._framer.feed(data)
-        except FramingError as exc:
-            # RFC 3261 §18.3: the stream is out of sync; deliver what was whole, then close.
-            for message in exc.messages:
-                self._deliver(message, on_message)
-            self.close(f"malformed data from {self.remote} ({exc.reason})")
-            return
+        while True:
+            try:
+                messages = self._framer.feed(data)
+            except FramingError as exc:
+                for message in exc.messages:
+                    self._deliver(message, on_message)
+                if not exc.recoverable:
+                    # RFC 3261 §18.3: the stream is out of sync; deliver what was whole, close.
+                    self.close(f"malformed data from {self.remote} ({exc.reason})")
+                    return
+                # One framed message that is not valid SIP: answer it, keep the flow, and go on
+                # with what is buffered behind it (which may raise again).
+                self._answer_unparsed(exc.raw, exc)
+                data = b""
+                continue
+            break
         if self._framer.pongs > pongs:
             self.pongs_received += self._framer.pongs - pongs
             self._pong.set()
@@ -363,6 +378,17 @@ class Flow:
             self._write_raw(PONG)  # a peer's ping (RFC 5626 §3.5.1) is answered in kind
         for message in messages:
             self._deliver(message, on_message)
+
+    def _answer_unparsed(self, raw: bytes, error: ParseError) -> None:
+        """A request that did not parse gets its 4xx when its Via survives; anything else
+        (a response, a request without a usable Via) is dropped and counted."""
+        response = error_response_for_raw(raw, error)
+        if response is None:
+            self.messages_dropped += 1
+            log.info("dropped an unparsable message from %s: %s", self.remote, error.reason)
+            return
+        log.info("answering an unparsable request from %s: %s", self.remote, error.reason)
+        self._write_raw(bytes(response))
 
     def _deliver(self, message: Message, on_message: MessageHandler) -> None:
         self.messages_received += 1

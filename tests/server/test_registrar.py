@@ -193,6 +193,38 @@ async def test_broken_framing_closes_the_connection(registrar: Registrar) -> Non
     client.close()
 
 
+async def test_good_then_broken_framing_in_one_write(registrar: Registrar) -> None:
+    client = await alice(registrar)
+    good = bytes(client.request("OPTIONS", contacts=()))
+    no_length = bytes(client.request()).replace(b"Content-Length: 0\r\n", b"")
+    client.send_bytes(good + no_length)
+    first, second = await client.response(), await client.response()
+    assert (first.status_code, first.cseq.method) == (200, "OPTIONS")
+    assert (second.status_code, second.cseq.method) == (400, "REGISTER")
+    with pytest.raises(ConnectionResetError):
+        await client.receive()
+    client.close()
+
+
+async def test_two_bad_requests_between_good_ones_in_one_write(registrar: Registrar) -> None:
+    client = await alice(registrar)
+    ok1 = bytes(client.request("OPTIONS", contacts=()))
+    bad1 = bytes(client.request()).replace(b"Max-Forwards: 70", b"Max-Forwards: x")
+    bad2 = bytes(client.request()).replace(b"Max-Forwards: 70", b"Max-Forwards: y")
+    ok2 = bytes(client.request("OPTIONS", contacts=()))
+    client.send_bytes(ok1 + bad1 + b"\r\n\r\n" + bad2 + ok2)
+    answers = [await client.response() for _ in range(4)]
+    first = parse_message(ok1).cseq.seq  # the client numbers its requests 1, 2, 3...
+    assert [(r.status_code, r.cseq.seq) for r in answers] == [
+        (200, first),
+        (400, first + 1),
+        (400, first + 2),
+        (200, first + 3),
+    ]
+    assert (await client.register()).status_code == 200
+    client.close()
+
+
 async def test_keepalive_ping_gets_a_pong(registrar: Registrar) -> None:
     client = await alice(registrar)
     client.send_bytes(b"\r\n\r\n")

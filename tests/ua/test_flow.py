@@ -17,7 +17,7 @@ from cryptography import x509
 
 from softphone.security.certificates import fingerprint_sha256
 from softphone.security.trust import TrustDecision, TrustDecisionRequired
-from softphone.sip.framing import StreamFramer
+from softphone.sip.framing import FramingError, StreamFramer
 from softphone.sip.message import Message, Request, Response
 from softphone.sip.parser import parse_message
 from softphone.transport.flow import (
@@ -53,6 +53,7 @@ class Peer:
     received: bytearray = field(default_factory=bytearray)
     connections: int = 0
     messages: list[Message] = field(default_factory=list)
+    invalid: list[bytes] = field(default_factory=list)
     streams: list[TLSStream] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -67,7 +68,7 @@ class Peer:
                 return
             self.received += data
             pings = framer.pings
-            messages = framer.feed(data)
+            messages = self._feed(framer, data)
             if self.mode != "silent" and self.pong:
                 for _ in range(framer.pings - pings):
                     stream.write(PONG)
@@ -76,6 +77,20 @@ class Peer:
                 if self.mode == "sip" and isinstance(message, Request):
                     self._answer(stream, message)
             self.changed.set()
+
+    def _feed(self, framer: StreamFramer, data: bytes) -> list[Message]:
+        """``framer.feed``, keeping the raw bytes of framed messages that are not valid SIP
+        (a 400 to a request without Call-ID has none either) in ``invalid``."""
+        messages: list[Message] = []
+        while True:
+            try:
+                return messages + framer.feed(data)
+            except FramingError as exc:
+                if not exc.recoverable:
+                    raise
+                messages += exc.messages
+                self.invalid.append(exc.raw)
+                data = b""
 
     def _answer(self, stream: TLSStream, request: Request) -> None:
         if request.method != "REGISTER":
@@ -304,6 +319,48 @@ async def test_incoming_ping_is_answered_and_messages_are_delivered(
         while not got:
             await asyncio.sleep(0.01)
     assert isinstance(got[0], Response) and got[0].status_code == 200
+    await flow.aclose()
+
+
+def _peer_options(seq: int, *, call_id: bool = True) -> bytes:
+    return (
+        "OPTIONS sips:alice@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKbad{seq}\r\n"
+        "Max-Forwards: 70\r\nFrom: <sips:example.test>;tag=p1\r\n"
+        "To: <sips:alice@example.test>\r\n"
+        + (f"Call-ID: opt-{seq}@peer\r\n" if call_id else "")
+        + f"CSeq: {seq} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def test_a_malformed_request_gets_400_and_the_flow_goes_on(
+    peer_server: Callable[..., object],
+) -> None:
+    """A framed but invalid request (no Call-ID) and a valid OPTIONS in one write: the first
+    is answered 400 by the flow, the second is delivered, and the flow stays open."""
+    peer, target = await peer_server("pong")  # type: ignore[misc]
+    flow = await opened(target)
+    got: list[Message] = []
+
+    def on_message(message: Message) -> None:
+        got.append(message)
+        if isinstance(message, Request):
+            flow.send(Response.for_request(message, 200))
+
+    flow.start(on_message)
+    await peer.wait(lambda: peer.connections == 1)
+    peer.streams[0].write(_peer_options(1, call_id=False) + _peer_options(2))
+    await peer.wait(lambda: len(peer.invalid) == 1 and len(peer.messages) == 1)
+    bad_answer = peer.invalid[0]  # no Call-ID to copy, so not valid SIP itself
+    assert bad_answer.startswith(b"SIP/2.0 400 ")
+    assert b"Call-ID" in bad_answer.split(b"\r\n", 1)[0]  # the reason names the problem
+    assert b"branch=z9hG4bKbad1" in bad_answer and b"CSeq: 1 OPTIONS" in bad_answer
+    (answer,) = peer.messages
+    assert isinstance(answer, Response)
+    assert (answer.status_code, answer.cseq.seq) == (200, 2)
+    assert [m.cseq.seq for m in got] == [2]
+    assert not flow.is_closed
+    assert await flow.ping()  # still a working flow
     await flow.aclose()
 
 
