@@ -720,8 +720,29 @@ async def locate(
                 querier, resolver_config, plan, [(plan.address, FoundBy.ADDRESS)]
             )
         return await _locate_domain(querier, resolver_config, plan, rng)
+    except LocateError as exc:
+        hint = _unused_pin_hint(uri, resolver_config)
+        if hint is None:
+            raise
+        raise LocateError(
+            exc.domain, exc.failure, f"{exc.detail}; {hint}", query=exc.query
+        ) from exc
     finally:
         await querier.aclose()
+
+
+def _unused_pin_hint(uri: SipURI, config: ResolverConfig) -> str | None:
+    """Say so when a pin names this host at another port: curl-style pins match host *and*
+    port, so a URI without that port never uses them, which surprises people."""
+    host = uri.host.strip("[]").rstrip(".").lower()
+    ports = sorted({p.port for p in config.pins if p.host == host and p.port != uri.port})
+    if not ports:
+        return None
+    where = ", ".join(f"{host}:{port}" for port in ports)
+    return (
+        f"a resolve pin exists for {where} but pins match the port too: "
+        f"name the port in the URI (e.g. {uri.scheme}:{host}:{ports[0]}) to use it"
+    )
 
 
 async def _locate_domain(

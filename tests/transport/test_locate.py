@@ -425,6 +425,20 @@ async def test_nxdomain(dns_server: DnsServer) -> None:
     assert "nosuch.test" in str(info.value) and "NXDOMAIN" in str(info.value)
 
 
+async def test_a_pin_for_another_port_is_named_in_the_error(dns_server: DnsServer) -> None:
+    """curl-style pins match the port too; a URI without it goes to DNS, and the error says
+    which pin was passed over and how to use it (found by running the agent by hand)."""
+    config = config_for(dns_server, resolve=["nosuch.test:15061:127.0.0.1"])
+    with pytest.raises(LocateError) as info:
+        await locate(sip("sips:alice@nosuch.test"), resolver_config=config)
+    assert info.value.failure is LookupFailure.NXDOMAIN
+    assert "nosuch.test:15061" in str(info.value)
+    assert "sips:nosuch.test:15061" in str(info.value)
+    # With the port named, the pin answers without DNS.
+    [target] = await locate(sip("sips:nosuch.test:15061"), resolver_config=config)
+    assert (target.host_ip, target.port, target.transport) == ("127.0.0.1", 15061, "TLS")
+
+
 async def test_nxdomain_with_explicit_port(dns_server: DnsServer) -> None:
     with pytest.raises(LocateError) as info:
         await locate(sip("sip:nosuch.test:5060"), resolver_config=config_for(dns_server))
