@@ -23,10 +23,10 @@ system-deps-test:
 system-deps-demo:
 	@bash packaging/system-deps.sh demo
 
-## make demo: the GUI with the embedded demo network; the terminal demo where there is no display
+## make demo: the sipsec demo. Today the terminal preview; the GUI demo with the embedded demo
+## network (opened where there is a display) arrives with the sipsec and GUI issues.
 demo: $(STAMP) system-deps-demo
-	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(VENV)/bin/softphone demo --gui; \
-	 else $(VENV)/bin/softphone demo --terminal; fi
+	$(VENV)/bin/softphone demo --terminal
 
 ## make test: the whole suite (unit, property, interop against real peers), with branch coverage
 test: $(STAMP) system-deps-test

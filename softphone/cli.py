@@ -1,7 +1,8 @@
 """The ``softphone`` command: one entry point, one subcommand per job.
 
-Subcommands that later work fills in say so, both in ``--help`` and when run, and exit with
-status 2 rather than pretending to work.
+What a subcommand cannot do yet it says, both in ``--help`` and when run (``demo --gui``
+exits with status 2 rather than pretending to work). ``gui`` is imported by name only when
+asked for, so the engine never imports Qt.
 """
 
 from __future__ import annotations
@@ -12,24 +13,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 from softphone import __version__
-
-# What each subcommand will do and the issue that brings it; shown in --help while it is missing.
-_COMING: dict[str, tuple[str, str]] = {
-    "gui": ("the desktop phone (PySide6)", "the GUI issue"),
-}
-
-
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    what, where = _COMING[name]
-
-    def run(_args: argparse.Namespace) -> int:
-        print(
-            f"softphone {name}: not yet available — {what} arrives with {where}.",
-            file=sys.stderr,
-        )
-        return 2
-
-    return run
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -42,6 +25,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 _DELEGATED: dict[str, tuple[str, str]] = {
     "proxy": ("softphone.server.cli", "the registrar over TLS with Digest (sipsec proxy: not yet)"),
     "cert": ("softphone.cert_cli", "your identity: new, import, export, show"),
+    "gui": ("ui.app", "the desktop phone (PySide6): accounts, registration, trust questions"),
     "agent": (
         "softphone.agent",
         "the headless phone: registers, prints JSON events (calls: not yet)",
@@ -76,10 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_module, what) in _DELEGATED.items():
         sub.add_parser(name, help=f"{what}; `softphone {name} --help` for its options")
 
-    for name, (what, where) in _COMING.items():
-        p = sub.add_parser(name, help=f"{what} (not yet available: arrives with {where})")
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(func=_not_yet(name))
     return parser
 
 

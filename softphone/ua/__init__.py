@@ -5,8 +5,18 @@
 ``secrets``   passwords from the OS keyring or ``password_env``; :class:`Secret`
 ``events``    typed engine events, printed as JSON lines by the agent
 ============  ================================================================
+
+The user agent itself and what a trust question carries are re-exported here too: the GUI
+(``ui/``) imports ``softphone.ua`` and nothing deeper (ARCHITECTURE.md).
 """
 
+from softphone.security.certificates import fingerprint_groups
+from softphone.security.trust import (
+    CertificateSummary,
+    TrustDecision,
+    TrustDecisionRequired,
+    TrustReport,
+)
 from softphone.ua.account import (
     Account,
     AccountError,
@@ -31,6 +41,7 @@ from softphone.ua.events import (
     Unregistered,
     event_from_json,
 )
+from softphone.ua.registration import RegistrationError, RegistrationState
 from softphone.ua.secrets import (
     KeyringAccessError,
     NoSecureKeyringError,
@@ -43,10 +54,15 @@ from softphone.ua.secrets import (
     get_secret,
     set_password,
 )
+from softphone.ua.trustgate import Answerer, TrustPolicy
+from softphone.ua.useragent import Backoff, UserAgent
 
 __all__ = [
     "Account",
     "AccountError",
+    "Answerer",
+    "Backoff",
+    "CertificateSummary",
     "ConnectionLost",
     "ConnectionRestored",
     "Event",
@@ -56,19 +72,27 @@ __all__ = [
     "PasswordEnvError",
     "PasswordNotFoundError",
     "Registered",
+    "RegistrationError",
     "RegistrationFailed",
+    "RegistrationState",
     "ResolveEntry",
     "Secret",
     "SecretsError",
     "SipsecAccept",
     "SmimeMode",
     "Transport",
+    "TrustDecision",
+    "TrustDecisionRequired",
+    "TrustPolicy",
     "TrustProblem",
+    "TrustReport",
     "TrustRequired",
     "Unregistered",
+    "UserAgent",
     "delete_password",
     "ensure_instance_id",
     "event_from_json",
+    "fingerprint_groups",
     "get_password",
     "get_secret",
     "load_account",

@@ -1,0 +1,75 @@
+"""GUI tests: Qt offscreen, and real trust reports to put in front of the dialog.
+
+``QT_QPA_PLATFORM`` must be set before the QApplication exists (pytest-qt creates it lazily,
+in the ``qapp`` fixture), so it is set here, at import time, unless the caller chose one.
+The reports are built by the engine's own :func:`~softphone.security.trust.evaluate` from
+certificates made by :mod:`tests.transport.certs`, so the dialog is tested on the words the
+engine really produces.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports Qt (nothing below does; the QApplication comes later, from qapp).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYTEST_QT_API", "pyside6")
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+from cryptography import x509
+
+from softphone.security.certificates import Identity, fingerprint_sha256
+from softphone.security.pins import Pin, PinReason, PinStore
+from softphone.security.trust import TrustDecisionRequired, evaluate
+from tests.transport import certs
+
+DOMAIN = "example.test"
+
+
+@dataclass(frozen=True)
+class Questions:
+    """One trust question of each kind the dialog must handle, for example.test."""
+
+    wrong_name: TrustDecisionRequired  # trusted CA, issued for wrong.test
+    self_signed: TrustDecisionRequired  # one problem: nobody vouches
+    self_signed_wrong_name: TrustDecisionRequired  # several problems at once
+    changed: TrustDecisionRequired  # a different certificate from the pinned one
+    expired: TrustDecisionRequired  # closes at once
+
+
+def _ask(
+    chain: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    pins: PinStore | None = None,
+) -> TrustDecisionRequired:
+    now = dt.datetime.now(dt.UTC)
+    report = evaluate(chain, Identity.domain(DOMAIN), now=now, anchors=anchors, pins=pins)
+    return TrustDecisionRequired(report, f"registration to {DOMAIN}")
+
+
+@pytest.fixture(scope="session")
+def questions() -> Questions:
+    ca = certs.make_ca("Softphone Test CA")
+    anchors = (ca.cert,)
+    pinned = certs.issue(ca, DOMAIN)
+    pins = PinStore()
+    pins.add(
+        Identity.domain(DOMAIN),
+        Pin(
+            fingerprint_sha256(pinned.cert),
+            dt.datetime.now(dt.UTC),
+            PinReason.ALWAYS_TRUST,
+            DOMAIN,
+        ),
+    )
+    return Questions(
+        wrong_name=_ask(certs.issue(ca, "wrong.test").chain, anchors),
+        self_signed=_ask(certs.self_signed(DOMAIN).chain, anchors),
+        self_signed_wrong_name=_ask(certs.self_signed("wrong.test").chain, anchors),
+        changed=_ask(certs.self_signed(DOMAIN).chain, anchors, pins),
+        expired=_ask(certs.issue(ca, DOMAIN, expired=True).chain, anchors),
+    )

@@ -1,0 +1,163 @@
+"""The trust dialog as widgets (pytest-qt, offscreen): defaults, the loud variant, answers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFrame, QLabel
+from pytestqt.qtbot import QtBot
+
+from softphone.ua import TrustDecision, fingerprint_groups
+from tests.ui.conftest import Questions
+from ui.presenters import TrustDialogModel
+from ui.trust_dialog import TrustDialog
+
+#: Where screenshots go (look at them: a PNG of boxes is non-empty too).
+SHOTS = Path(os.environ.get("SOFTPHONE_UI_SHOTS", "/tmp"))
+
+
+def make(qtbot: QtBot, required: object) -> TrustDialog:
+    dialog = TrustDialog(TrustDialogModel.from_required(required))  # type: ignore[arg-type]
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def label_texts(dialog: TrustDialog) -> str:
+    return "\n".join(label.text() for label in dialog.findChildren(QLabel))
+
+
+def test_fonts_are_installed(qapp: QApplication) -> None:
+    # Without a font a screenshot is non-empty but shows boxes (ARCHITECTURE.md).
+    assert QFontDatabase.families()
+
+
+def test_dont_connect_is_default_and_focused(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.wrong_name)
+    assert dialog.reject_button.text() == "Don't connect"
+    assert dialog.reject_button.isDefault()
+    assert not dialog.once_button.isDefault() and not dialog.always_button.isDefault()
+    assert dialog.focusWidget() is dialog.reject_button
+    assert dialog.once_button.text() == "Connect this time"
+    assert dialog.always_button.text() == "Always trust this certificate for example.test"
+    assert dialog.always_button.isVisible()
+    texts = label_texts(dialog)
+    assert (
+        "This may not be example.test's server. Its certificate was issued for wrong.test." in texts
+    )
+    assert "The registration to example.test is paused until you decide." in texts
+
+
+def test_enter_does_not_connect(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.self_signed)
+    with qtbot.waitSignal(dialog.decided) as answer:
+        QTest.keyClick(dialog, Qt.Key.Key_Return)
+    assert answer.args == [TrustDecision.REJECT]
+    assert not dialog.isVisible()
+
+
+def test_escape_does_not_connect(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.self_signed)
+    with qtbot.waitSignal(dialog.decided) as answer:
+        QTest.keyClick(dialog, Qt.Key.Key_Escape)
+    assert answer.args == [TrustDecision.REJECT]
+
+
+@pytest.mark.parametrize(
+    ("button", "decision"),
+    [
+        ("once_button", TrustDecision.ACCEPT_ONCE),
+        ("always_button", TrustDecision.ALWAYS_TRUST),
+        ("reject_button", TrustDecision.REJECT),
+    ],
+)
+def test_each_button_answers_once(
+    qtbot: QtBot, questions: Questions, button: str, decision: TrustDecision
+) -> None:
+    dialog = make(qtbot, questions.self_signed)
+    answers: list[object] = []
+    dialog.decided.connect(answers.append)
+    QTest.mouseClick(getattr(dialog, button), Qt.MouseButton.LeftButton)
+    dialog.close()  # closing afterwards must not answer again
+    assert answers == [decision]
+
+
+def test_every_problem_is_shown(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.self_signed_wrong_name)
+    first, second = questions.self_signed_wrong_name.report.messages
+    assert dialog.headline_label.text() == first  # the headline is the first problem...
+    problems = dialog.findChild(QLabel, "problems")
+    assert problems is not None
+    assert "Also found:" in label_texts(dialog)
+    assert second in problems.text()  # ...and every other one is listed under it
+    assert first not in problems.text()
+
+
+def test_changed_fingerprints_are_compared_side_by_side(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.changed)
+    report = questions.changed.report
+    shown = [label.text().split() for label in dialog.findChildren(QLabel, "comparedFingerprint")]
+    assert shown == [
+        fingerprint_groups(report.pinned[0].sha256).split(),
+        fingerprint_groups(report.fingerprint or b"").split(),
+    ]
+    assert "Trusted:" not in dialog.headline_label.text()
+
+
+def test_details_show_chain_and_fingerprints(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.wrong_name)
+    assert not dialog.details.isVisible()
+    QTest.mouseClick(dialog.details_button, Qt.MouseButton.LeftButton)
+    assert dialog.details.isVisible()
+    fingerprints = [label.text() for label in dialog.details.findChildren(QLabel, "fingerprint")]
+    summaries = questions.wrong_name.report.certificates
+    assert len(fingerprints) == len(summaries) == 2
+    for shown, cert in zip(fingerprints, summaries, strict=True):
+        assert shown.split() == cert.fingerprint.split()  # groups of four, on two lines
+    texts = label_texts(dialog)
+    assert "wrong.test" in texts and "Softphone Test CA" in texts
+    dialog.grab().save(str(SHOTS / "ui-trust-dialog-details.png"))
+
+
+def test_changed_variant_is_loud_and_hides_always_until_details(
+    qtbot: QtBot, questions: Questions
+) -> None:
+    dialog = make(qtbot, questions.changed)
+    assert dialog.windowTitle() == "Warning: the certificate of example.test changed"
+    banner = dialog.findChild(QFrame, "banner")
+    assert banner is not None and "#b3261e" in banner.styleSheet()
+    assert dialog.reject_button.isDefault()
+    assert dialog.focusWidget() is dialog.reject_button
+    assert not dialog.always_button.isVisible()
+    assert dialog.once_button.isVisible()
+    # A hidden button cannot answer even if something clicks it programmatically.
+    answers: list[object] = []
+    dialog.decided.connect(answers.append)
+    dialog.always_button.click()
+    assert answers == []
+    assert dialog.grab().save(str(SHOTS / "ui-trust-dialog-changed.png"))
+    QTest.mouseClick(dialog.details_button, Qt.MouseButton.LeftButton)
+    assert dialog.always_button.isVisible()
+    assert dialog.grab().save(str(SHOTS / "ui-trust-dialog-changed-details.png"))
+    QTest.mouseClick(dialog.always_button, Qt.MouseButton.LeftButton)
+    assert answers == [TrustDecision.ALWAYS_TRUST]
+
+
+def test_quiet_variant_screenshot(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.self_signed_wrong_name)
+    assert dialog.grab().save(str(SHOTS / "ui-trust-dialog.png"))
+
+
+def test_dismiss_closes_without_answering(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.self_signed)
+    answers: list[object] = []
+    dialog.decided.connect(answers.append)
+    dialog.dismiss()
+    assert not dialog.isVisible()
+    assert answers == []

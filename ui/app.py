@@ -1,0 +1,143 @@
+"""``softphone gui [--account FILE]``: the QApplication, the qasync loop and the phone.
+
+ARCHITECTURE.md: qasync runs asyncio on the Qt thread (PySide6.QtAsyncio lacks
+create_connection/start_tls), so the engine and the widgets share one thread and one loop.
+:class:`Phone` is the window, the bridge and the user agents together; :func:`main` builds it
+inside the loop and runs until the window closes, then closes the user agents (unregistering).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from softphone.ua import Account, AccountError, UserAgent, ensure_instance_id, load_account
+
+__all__ = ["Phone", "build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # raise, don't exit
+        raise _UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="softphone gui", description="The desktop phone.")
+    parser.add_argument(
+        "--account", type=Path, metavar="FILE", help="the account file (TOML) to register"
+    )
+    parser.add_argument(
+        "--pin-store",
+        type=Path,
+        default=None,
+        help="the trusted-certificates file (default: the one the agent uses)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    return parser
+
+
+class Phone:
+    """The main window, its bridge, and one user agent per account (Qt must be running)."""
+
+    def __init__(self) -> None:
+        from ui.bridge import EngineBridge
+        from ui.main_window import MainWindow
+
+        self.bridge = EngineBridge()
+        self.window = MainWindow(self.bridge)
+        self.user_agents: list[UserAgent] = []
+        self.closed = asyncio.Event()
+        self.window.closed.connect(self.closed.set)
+
+    def add_account(self, account: Account, **options: Any) -> UserAgent:
+        """Show ``account`` and start registering it; ``options`` go to the UserAgent."""
+        self.window.add_account(account.aor)
+        ua = self.bridge.user_agent(account, **options)
+        self.user_agents.append(ua)
+        self.bridge.start(ua)
+        return ua
+
+    async def close(self) -> None:
+        """Stop registering, unregister and close every user agent, then the window."""
+        await self.bridge.stop()
+        await asyncio.gather(*(ua.close() for ua in self.user_agents), return_exceptions=True)
+        self.window.close()
+
+
+async def run(account: Account | None, pin_store: Path | None) -> int:
+    """Show the phone, register ``account`` (if any), run until the window is closed."""
+    phone = Phone()
+    phone.window.show()
+    if account is not None:
+        phone.add_account(account, pin_store_path=pin_store)
+    try:
+        await phone.closed.wait()
+    finally:
+        await phone.close()
+    return EXIT_OK
+
+
+def _load(path: Path) -> Account:
+    account = load_account(path)
+    if account.outbound and account.instance_id is None:
+        # RFC 5626 §4.1: the instance ID must survive restarts, so it is written to the file.
+        try:
+            account = ensure_instance_id(path)
+        except OSError as exc:
+            log.warning("cannot save an instance_id in %s (%s): using one for this run", path, exc)
+    return account
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the GUI; returns the exit status (2: bad arguments or account file)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _UsageError as exc:
+        print(f"{parser.format_usage()}softphone gui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    account = None
+    if args.account is not None:
+        try:
+            account = _load(args.account)
+        except AccountError as exc:
+            print(f"softphone gui: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Softphone")
+    app.setApplicationDisplayName("Softphone")
+    # The loop ends when run() returns (after unregistering), not when Qt sees no window.
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        return int(loop.run_until_complete(run(account, args.pin_store)))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
