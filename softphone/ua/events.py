@@ -12,6 +12,8 @@ no password, no Digest response, no private key, only what the person may see.
 ``trust_required``       a certificate needs a person's decision; something waits for it
 ``connection_lost``      the flow to a server broke (RFC 5626 §4.4 flow failure)
 ``connection_restored``  a new flow replaced it
+``call_state``           a call is calling, ringing, established or ended (with why)
+``media_started``        audio flows: codec, SRTP suite, keying, who can listen (UX.md)
 =======================  ===========================================================
 """
 
@@ -29,11 +31,14 @@ from softphone.sip.uri import SipURI, parse_uri
 from softphone.ua.account import Transport
 
 __all__ = [
+    "CALL_STATES",
     "EVENT_TYPES",
+    "CallState",
     "ConnectionLost",
     "ConnectionRestored",
     "Event",
     "JsonValue",
+    "MediaStarted",
     "Registered",
     "RegistrationFailed",
     "TrustProblem",
@@ -268,6 +273,71 @@ class ConnectionRestored(Event):
         object.__setattr__(self, "transport", _transport(self.transport))
 
 
+#: The phases a call reports, in order (softphone.ua.call.CallPhase values).
+CALL_STATES = ("calling", "ringing", "established", "ended")
+
+
+@dataclass(frozen=True)
+class CallState(Event):
+    """A call (``call_id``: its SIP Call-ID) changed phase: ``calling`` (INVITE sent, or an
+    incoming one being looked at), ``ringing``, ``established`` (answered, media started),
+    ``ended``. ``reason`` says why it ended, in words ("busy", "declined", "cancelled", "the
+    other side hung up", "connection lost (...)"), and ``status_code`` the SIP final
+    response that ended it, if one did (RFC 3261 §21)."""
+
+    name: ClassVar[str] = "call_state"
+
+    call_id: str
+    direction: str  # "outgoing" | "incoming"
+    peer: str
+    state: str
+    reason: str = ""
+    status_code: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_str("call_id", self.call_id)
+        _check_str("peer", self.peer)
+        _check_str("reason", self.reason)
+        if self.direction not in ("outgoing", "incoming"):
+            raise ValueError(f"direction must be outgoing or incoming, not {self.direction!r}")
+        if self.state not in CALL_STATES:
+            raise ValueError(f"state must be one of {', '.join(CALL_STATES)}, not {self.state!r}")
+        if self.status_code is not None:
+            _check_int("status_code", self.status_code, 100, 699)
+
+
+@dataclass(frozen=True)
+class MediaStarted(Event):
+    """Audio of call ``call_id`` flows: the codec sent, whether it is encrypted, the SRTP
+    suite (``AES_CM_128_HMAC_SHA1_80``...; None without SRTP), how the keys travelled
+    (``sdes``, ``dtls-srtp``, ``none``) and UX.md's words for who can listen (``audio``) and
+    who can read the call setup (``signalling``)."""
+
+    name: ClassVar[str] = "media_started"
+
+    call_id: str
+    codec: str
+    encrypted: bool
+    srtp_suite: str | None
+    keying: str
+    audio: str
+    signalling: str
+
+    def __post_init__(self) -> None:
+        for what in ("call_id", "codec", "keying", "audio", "signalling"):
+            _check_str(what, getattr(self, what))
+        if not isinstance(self.encrypted, bool):
+            raise TypeError("encrypted must be a bool")
+        if self.keying not in ("sdes", "dtls-srtp", "none"):
+            raise ValueError(f"keying must be sdes, dtls-srtp or none, not {self.keying!r}")
+        if self.encrypted != (self.keying != "none"):
+            raise ValueError("encrypted and keying disagree")
+        if self.srtp_suite is not None:
+            _check_str("srtp_suite", self.srtp_suite)
+        if not self.encrypted and self.audio != "Audio not encrypted":
+            raise ValueError("unencrypted audio must be described as 'Audio not encrypted'")
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
@@ -277,6 +347,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TrustRequired,
         ConnectionLost,
         ConnectionRestored,
+        CallState,
+        MediaStarted,
     )
 }
 

@@ -25,7 +25,20 @@ What happens, with the RFC for each step:
    exponential backoff (1 s, 2 s, 4 s … 60 s, times a random 50-100 %), then
    :class:`ConnectionRestored` and :class:`Registered` again.
 6. Requests arriving on the flow are answered (RFC 5626 §3: the flow also carries requests to
-   us): OPTIONS with 200, anything else with 501 for now.
+   us): OPTIONS with 200, INVITE, ACK, CANCEL and BYE by the calls (:mod:`softphone.ua.call`;
+   CANCEL or BYE for no call: 481), anything else with 501 for now.
+
+Calls (:mod:`softphone.ua.call`) go over the same flow::
+
+    call = await ua.call("sips:bob@example.test", source=mic, sink=speaker)
+    await call.wait_for(CallPhase.ESTABLISHED); ...; await call.hangup()
+
+An INVITE arriving on the flow becomes a :class:`~softphone.ua.call.Call` handed to
+``on_incoming_call`` (which may set its ``source``/``sink``, :meth:`~softphone.ua.call.Call.
+reject` it or keep it to :meth:`~softphone.ua.call.Call.answer` later); with ``auto_answer``
+it is answered at once. 407/401 to an INVITE are answered from a Digest client of the calls
+(kept apart from the REGISTER one so that neither request carries the other's credentials);
+its cached challenge lets the next INVITE carry credentials pre-emptively.
 
 UDP (``sip:`` registrars only; :class:`~softphone.transport.flow.UDPFlow`): used when the
 account lists ``"udp"`` in ``transport`` or, with no ``transport`` list, when the registrar URI
@@ -57,20 +70,24 @@ from pathlib import Path
 
 from cryptography import x509
 
+from softphone.media.tone import AudioSink, FrameSource
+from softphone.sdp.policy import SrtpPolicy
 from softphone.security.certificates import fingerprint_hex
-from softphone.sip.dialog import new_tag
+from softphone.sip.dialog import DialogId, new_tag
 from softphone.sip.digest import DigestClient
-from softphone.sip.errors import ParseError
+from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from softphone.sip.message import Message, Request, Response
 from softphone.sip.transaction import (
     Deliver,
     Send,
+    ServerTransaction,
     Terminated,
     Timeout,
     Transaction,
     TransportError,
 )
 from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer
+from softphone.sip.uri import SipURI
 from softphone.storage import default_pin_store_path
 from softphone.transport.flow import (
     DEFAULT_KEEPALIVE_INTERVAL,
@@ -86,10 +103,13 @@ from softphone.transport.flow import (
 from softphone.transport.locate import LocateError, ResolverConfig, Transport, locate
 from softphone.ua.account import Account, new_instance_id
 from softphone.ua.account import Transport as AccountTransport
+from softphone.ua.call import Call, CallDirection, CallError, CallPhase, parse_target
 from softphone.ua.events import (
+    CallState,
     ConnectionLost,
     ConnectionRestored,
     Event,
+    MediaStarted,
     Registered,
     RegistrationFailed,
     Unregistered,
@@ -105,11 +125,12 @@ from softphone.ua.registration import (
 from softphone.ua.secrets import SecretsError, get_password
 from softphone.ua.trustgate import Answerer, TrustGate, TrustPolicy, load_anchors
 
-__all__ = ["Backoff", "EventHandler", "UserAgent"]
+__all__ = ["Backoff", "EventHandler", "IncomingCallHandler", "UserAgent"]
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Event], None]
+IncomingCallHandler = Callable[[Call], None]
 
 #: Methods we answer ourselves (Allow in our answers).
 _ALLOWED = "OPTIONS"
@@ -152,6 +173,9 @@ class UserAgent:
         pong_timeout: float = PONG_TIMEOUT,
         refresh_after: Callable[[int], float] = refresh_delay,
         backoff: Backoff | None = None,
+        on_incoming_call: IncomingCallHandler | None = None,
+        auto_answer: bool = False,
+        media_timeout: float = 30.0,
     ) -> None:
         """``password`` defaults to the keyring or ``password_env``
         (:func:`~softphone.ua.secrets.get_password`), read when registering. ``anchors``
@@ -185,6 +209,18 @@ class UserAgent:
         self._maintain_task: asyncio.Task[None] | None = None
         self._closing = False
         self._keepalive_on: Flow | None = None  # the flow whose keep-alive task runs
+        # -- calls (softphone.ua.call) --
+        self.on_incoming_call = on_incoming_call
+        self.auto_answer = auto_answer
+        self.media_timeout = media_timeout
+        self.calls: list[Call] = []
+        self._call_flow: dict[Call, Flow] = {}
+        self._call_host = _CallHost(self)
+        self._call_digest: DigestClient | None = None
+        self._invite_handlers: dict[
+            Transaction, tuple[Callable[[Response], None], Callable[[str], None]]
+        ] = {}
+        self._call_tasks: set[asyncio.Task[None]] = set()
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -192,6 +228,38 @@ class UserAgent:
     def secure(self) -> bool:
         """``sips:``: TLS to the registrar, never anything else (RFC 3261 §26.2.2)."""
         return self.account.secure or self.account.registrar_uri.scheme == "sips"
+
+    async def call(
+        self,
+        uri: str,
+        *,
+        source: FrameSource | None = None,
+        sink: AudioSink | None = None,
+    ) -> Call:
+        """Call ``uri`` (``sips:bob@example.test``, or just ``bob``) over the registered flow;
+        the :class:`~softphone.ua.call.Call` returned is ``calling``. Raises
+        :class:`~softphone.ua.call.CallError` when not registered, or when SRTP is mandatory
+        and the flow is not TLS (no keys in clear SDP, no call without SRTP)."""
+        flow = self.flow
+        if self._closing or flow is None or flow.is_closed:
+            raise CallError("not connected to the registrar: register first")
+        target = parse_target(uri, self.account.aor_uri)
+        call = Call(
+            self._call_host,
+            CallDirection.OUTGOING,
+            str(target),
+            source=source,
+            sink=sink,
+            media_timeout=self.media_timeout,
+        )
+        self.calls.append(call)
+        self._call_flow[call] = flow
+        try:
+            call.start_outgoing(target)
+        except BaseException:
+            self._forget_call(call)
+            raise
+        return call
 
     async def register(self) -> Binding:
         """Register (or return the live binding). On failure a :class:`RegistrationFailed`
@@ -240,6 +308,7 @@ class UserAgent:
         """Unregister if registered (bounded wait), then close the flow and every task."""
         if self._closing:
             return
+        await self._hangup_all()
         try:
             if self.state is RegistrationState.REGISTERED:
                 async with asyncio.timeout(_UNREGISTER_TIMEOUT):
@@ -472,11 +541,14 @@ class UserAgent:
             elif isinstance(action, Deliver):
                 self._deliver(action)
             elif isinstance(action, Timeout):
+                self._fail_invite(action.transaction, "no answer (timed out)")
                 self._fail_waiter(action.transaction, "no answer from the registrar (timed out)")
             elif isinstance(action, TransportError):
+                self._fail_invite(action.transaction, "the connection to the server failed")
                 self._fail_waiter(action.transaction, "the connection to the registrar failed")
             elif isinstance(action, Terminated):
                 self._tx_flow.pop(action.transaction, None)  # type: ignore[arg-type]
+                self._invite_handlers.pop(action.transaction, None)  # type: ignore[arg-type]
             elif isinstance(action, NewRequest) and flow is not None:
                 self._answer(action, flow, now)
         self._wake.set()
@@ -501,6 +573,13 @@ class UserAgent:
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
+        if isinstance(message, Request):  # an ACK the INVITE server transaction matched
+            self._call_ack(message)
+            return
+        handlers = self._invite_handlers.get(action.transaction)  # type: ignore[arg-type]
+        if handlers is not None:
+            handlers[0](message)
+            return
         if not isinstance(message, Response) or message.status_code < 200:
             return  # provisional responses change nothing for REGISTER
         future = self._waiters.get(action.transaction)  # type: ignore[arg-type]
@@ -519,9 +598,16 @@ class UserAgent:
         now = asyncio.get_running_loop().time()
         for tx in [t for t, f in self._tx_flow.items() if f is flow and t in self._waiters]:
             self._run(self._layer.transport_error(tx, now), None)
+        for tx in [t for t, f in self._tx_flow.items() if f is flow and t in self._invite_handlers]:
+            self._run(self._layer.transport_error(tx, now), None)
+        reason = flow.closed.result() if flow.closed.done() else "closed"
+        for call in [c for c, f in self._call_flow.items() if f is flow]:
+            call.flow_lost(reason)
 
     def _answer(self, action: NewRequest, flow: Flow, now: float) -> None:
         """Requests reaching us on the flow (RFC 5626 §3): OPTIONS 200, others 501."""
+        if self._call_request(action, flow, now):
+            return
         tx = action.transaction
         if tx is None:
             return  # an ACK: nothing to answer
@@ -533,6 +619,120 @@ class UserAgent:
             response.headers.add("Supported", "outbound, path")
         self._tx_flow[tx] = flow
         self._run(self._layer.send_response(response, now, transaction=tx), flow)
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def _call_digest_client(self) -> DigestClient:
+        """The Digest client of INVITEs and in-dialog requests (its own cache: a REGISTER
+        must not carry Proxy-Authorization for the calls, nor an INVITE the REGISTER's)."""
+        if self._call_digest is None:
+            password = self._password
+            if password is None:
+                try:
+                    password = get_password(self.account)
+                except SecretsError as exc:
+                    raise CallError(str(exc)) from exc
+            self._call_digest = DigestClient(self.account.auth_username, password)
+        return self._call_digest
+
+    def _forget_call(self, call: Call) -> None:
+        with contextlib.suppress(ValueError):
+            self.calls.remove(call)
+        self._call_flow.pop(call, None)
+
+    async def _hangup_all(self) -> None:
+        """Closing: every call ends (CANCEL or BYE, bounded wait)."""
+        calls = list(self.calls)
+        if not calls:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_UNREGISTER_TIMEOUT):
+                await asyncio.gather(*(c.hangup() for c in calls), return_exceptions=True)
+
+    def _fail_invite(self, tx: Transaction | None, reason: str) -> None:
+        handlers = self._invite_handlers.get(tx) if tx is not None else None
+        if handlers is not None:
+            handlers[1](reason)
+
+    def _call_of(self, request: Request) -> Call | None:
+        try:
+            wanted = DialogId.of_incoming_request(request)
+        except ParseError:
+            return None
+        return next((c for c in self.calls if c.dialog_id == wanted), None)
+
+    def _call_ack(self, ack: Request) -> None:
+        call = self._call_of(ack)
+        if call is not None:
+            call.receive_ack(ack)
+
+    def _call_request(self, action: NewRequest, flow: Flow, now: float) -> bool:
+        """Requests of calls (RFC 3261 §12.2.2, §13.3, §9.2, §15.1.2); False: not ours."""
+        request, tx = action.request, action.transaction
+        method = request.method
+        if tx is None:  # an ACK for a 2xx (its own transaction-less exchange)
+            self._call_ack(request)
+            return True
+        self._tx_flow[tx] = flow
+        if method == "CANCEL":
+            call = next((c for c in self.calls if c.server_transaction is action.cancels), None)
+            if action.cancels is None or call is None:
+                self._reply(request, tx, 481, flow, now)
+                return True
+            self._reply(request, tx, 200, flow, now)
+            call.receive_cancel()
+            return True
+        if request.to.tag is None:
+            if method != "INVITE":
+                return False
+            self._incoming_call(request, tx, flow)
+            return True
+        call = self._call_of(request)
+        if call is None:
+            if method in ("BYE", "INVITE", "UPDATE", "INFO"):
+                self._reply(request, tx, 481, flow, now)
+                return True
+            return False
+        assert call.dialog is not None
+        try:
+            call.dialog.receive_request(request)
+        except RemoteProtocolError as exc:
+            self._reply(request, tx, exc.status_code, flow, now)
+            return True
+        if method == "BYE":
+            call.receive_bye(request, tx)
+        elif method == "OPTIONS":
+            self._reply(request, tx, 200, flow, now)
+        else:  # re-INVITE, UPDATE, INFO...: not yet; the call goes on unchanged
+            self._reply(request, tx, 501 if method != "INVITE" else 488, flow, now)
+        return True
+
+    def _reply(
+        self, request: Request, tx: ServerTransaction, code: int, flow: Flow, now: float
+    ) -> None:
+        response = Response.for_request(request, code, to_tag=new_tag())
+        self._run(self._layer.send_response(response, now, transaction=tx), flow)
+
+    def _incoming_call(self, request: Request, tx: ServerTransaction, flow: Flow) -> None:
+        """An INVITE on the flow: a new incoming call (RFC 3261 §13.3.1)."""
+        try:
+            peer = str(request.from_.uri)
+        except ParseError:
+            peer = "unknown"
+        call = Call(self._call_host, CallDirection.INCOMING, peer, media_timeout=self.media_timeout)
+        self.calls.append(call)
+        self._call_flow[call] = flow
+        if not call.start_incoming(request, tx, flow.transport, flow.local_address):
+            return
+        if self.on_incoming_call is not None:
+            try:
+                self.on_incoming_call(call)
+            except Exception:  # a broken hook must not leave the caller ringing for ever
+                log.exception("on_incoming_call failed")
+        if self.auto_answer and call.phase is CallPhase.RINGING:
+            task = asyncio.ensure_future(call.answer())
+            self._call_tasks.add(task)
+            task.add_done_callback(self._call_tasks.discard)
 
     def _ensure_timer(self) -> None:
         if self._timer_task is None:
@@ -560,6 +760,90 @@ class UserAgent:
                 self.on_event(event)
             except Exception:  # a broken listener must not break the engine
                 log.exception("event handler failed for %s", event.name)
+
+
+class _CallHost:
+    """What a :class:`~softphone.ua.call.Call` may ask of its user agent (the
+    :class:`~softphone.ua.call.CallHost` protocol), kept off the UA's public face."""
+
+    def __init__(self, ua: UserAgent) -> None:
+        self._ua = ua
+
+    @property
+    def account_aor(self) -> SipURI:
+        return self._ua.account.aor_uri
+
+    @property
+    def srtp_policy(self) -> SrtpPolicy:
+        return self._ua.account.srtp
+
+    def call_digest(self) -> DigestClient:
+        return self._ua._call_digest_client()
+
+    def _flow(self) -> Flow | None:
+        flow = self._ua.flow
+        return None if flow is None or flow.is_closed else flow
+
+    def flow_info(self) -> tuple[str, tuple[str, int]] | None:
+        flow = self._flow()
+        return None if flow is None else (flow.transport, flow.local_address)
+
+    def contact_uri(self) -> SipURI:
+        flow = self._flow()
+        if flow is None:
+            raise CallError("the connection to the server is gone")
+        return self._ua._registration().contact_uri(flow.local_address, flow.transport)
+
+    def start_invite(
+        self,
+        request: Request,
+        on_response: Callable[[Response], None],
+        on_failure: Callable[[str], None],
+    ) -> None:
+        ua, flow = self._ua, self._flow()
+        if flow is None:
+            on_failure("the connection to the server is gone")
+            return
+        now = asyncio.get_running_loop().time()
+        tx, actions = ua._layer.send_request(request, now, reliable=_reliable(flow))
+        ua._invite_handlers[tx] = (on_response, on_failure)
+        ua._tx_flow[tx] = flow
+        ua._run(actions, flow)
+
+    async def transact(self, request: Request) -> Response:
+        flow = self._flow()
+        if flow is None:
+            raise CallError("the connection to the server is gone")
+        try:
+            return await self._ua._send_request(flow, request)
+        except RegistrationError as exc:
+            raise CallError(exc.reason) from exc
+
+    def send_direct(self, message: Request) -> None:
+        flow = self._flow()
+        if flow is None:
+            return
+        try:
+            flow.send(message)
+        except FlowError as exc:
+            log.info("could not send %s: %s", message.method, exc.reason)
+
+    def respond(self, tx: ServerTransaction, response: Response) -> None:
+        ua = self._ua
+        flow = ua._tx_flow.get(tx) or self._flow()
+        now = asyncio.get_running_loop().time()
+        try:
+            actions = ua._layer.send_response(response, now, transaction=tx)
+        except LocalProtocolError as exc:
+            log.info("cannot send %d: %s", response.status_code, exc)
+            return
+        ua._run(actions, flow)
+
+    def emit(self, event: CallState | MediaStarted) -> None:
+        self._ua._emit(event)
+
+    def forget(self, call: Call) -> None:
+        self._ua._forget_call(call)
 
 
 def _transport(flow: Flow) -> AccountTransport:

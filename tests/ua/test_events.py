@@ -12,9 +12,11 @@ from softphone.security.trust import TrustDecisionRequired, evaluate
 from softphone.ua.account import Account, Transport
 from softphone.ua.events import (
     EVENT_TYPES,
+    CallState,
     ConnectionLost,
     ConnectionRestored,
     Event,
+    MediaStarted,
     Registered,
     RegistrationFailed,
     TrustProblem,
@@ -47,6 +49,16 @@ def sample_events() -> list[Event]:
         ),
         ConnectionLost(AOR, "192.0.2.10:5061", Transport.TLS, "connection reset"),
         ConnectionRestored(AOR, "192.0.2.10:5061", Transport.TLS),
+        CallState("c1", "outgoing", "sips:bob@example.com", "ended", "busy", 486),
+        MediaStarted(
+            "c1",
+            "opus",
+            True,
+            "AEAD_AES_256_GCM",
+            "sdes",
+            "Audio encrypted; every server on the way holds the key",
+            "Encrypted to each server; servers on the way can read it",
+        ),
     ]
 
 
@@ -90,6 +102,8 @@ def test_every_event_has_its_name_first_and_one_line() -> None:
             "trust_required",
             "connection_lost",
             "connection_restored",
+            "call_state",
+            "media_started",
         }
     )
 
