@@ -206,7 +206,9 @@ async def test_srtp_audio_both_ways_and_strangers_dropped(
         assert stats.latched
     assert stats_b.remote_ssrc == stats_a.local_ssrc
     assert stats_b.drops.get("unexpected-source", 0) >= 20
-    assert stats_a.drops == {}  # nothing bad reached A
+    # Nothing bad reached A. "late" (the jitter buffer's play-out deadline) depends on how
+    # busy the machine is, not on what was sent, so it is not part of this check.
+    assert {reason: n for reason, n in stats_a.drops.items() if reason != "late"} == {}
     assert any(isinstance(e, MediaStatistics) for e in events_b)
     assert not any(isinstance(e, MediaTimeout | SourceLatched) for e in events_a + events_b)
 
