@@ -123,6 +123,17 @@ def split_header_values(value: str) -> list[str]:
     An unterminated quoted-string or ``<`` raises ``ParseError``.
     """
     if '"' not in value and "<" not in value:
+        if (
+            "\t" not in value
+            and " ," not in value
+            and ",  " not in value
+            and value.count(",") == value.count(", ")
+            and value[:1] != " "
+            and value[-1:] != " "
+        ):
+            # Every comma is followed by exactly one SP and no item has SP/HTAB around it.
+            items = value.split(", ")
+            return items if "" not in items else [item for item in items if item]
         stripped = [item.strip(" \t") for item in value.split(",")]
         return [item for item in stripped if item] if "" in stripped else stripped
     else:

@@ -130,7 +130,16 @@ def parse_name_addr(value: str) -> NameAddr:
     if scheme is None:
         uri = parse_uri(other)
     elif port is None and not uri_params:
-        uri = SipURI(scheme, user, password, host, None, {}, {})  # what _sip_from_fast gives
+        # What _sip_from_fast gives (SipURI(scheme, user, password, host, None, {}, {})),
+        # without the cost of calling the dataclass.
+        uri = _new(SipURI)
+        uri.scheme = scheme
+        uri.user = user
+        uri.password = password
+        uri.host = host
+        uri.port = None
+        uri.params = {}
+        uri.headers = {}
     else:
         uri = _sip_from_fast(scheme, (user, password, host, port, uri_params))
     params: Params = {}
@@ -144,7 +153,12 @@ def parse_name_addr(value: str) -> NameAddr:
                 name = name.lower()
             if name not in params:
                 params[name] = param if eq else None
-    return NameAddr(uri, quoted if quoted is not None else words, params)
+    # NameAddr(uri, display_name, params) without the cost of calling the dataclass.
+    name_addr = _new(NameAddr)
+    name_addr.uri = uri
+    name_addr.display_name = quoted if quoted is not None else words
+    name_addr.params = params
+    return name_addr
 
 
 def _parse_name_addr_careful(value: str) -> NameAddr:
@@ -272,7 +286,14 @@ def parse_via(value: str) -> Via:
                 params[name] = param if eq else None
         if len(params) > 1 or not params.get("branch"):
             _check_via_params(params)
-    return Via(transport.upper(), host, port, params, "SIP/2.0")
+    # Via(transport.upper(), host, port, params, "SIP/2.0") without calling the dataclass.
+    via = _new(Via)
+    via.transport = transport.upper()
+    via.host = host
+    via.port = port
+    via.params = params
+    via.protocol = "SIP/2.0"
+    return via
 
 
 def _parse_via_careful(value: str) -> Via:
@@ -346,13 +367,14 @@ def parse_cseq(value: str) -> CSeq:
     if m is None or seq is None:
         raise ParseError(f"malformed CSeq {value[:40]!r}")
     # Both fields were checked by the regex and _bounded_int: skip __post_init__'s checks.
-    cseq = object.__new__(CSeq)
+    cseq = _new(CSeq)
     _set_attr(cseq, "seq", seq)
     _set_attr(cseq, "method", m.group(2))
     return cseq
 
 
 _set_attr = object.__setattr__
+_new = object.__new__
 
 
 def _bounded_int(digits: str, maximum: int) -> int | None:

@@ -39,7 +39,7 @@ from softphone.sip.message import (
     parse_max_forwards,
     parse_via_lines,
 )
-from softphone.sip.uri import _SIP_FAST_PATTERN, URI, SipURI, _sip_from_fast, parse_uri
+from softphone.sip.uri import _SIP_FAST_PATTERN, SipURI, _sip_from_fast, parse_uri
 
 __all__ = ["parse_headers", "parse_message"]
 
@@ -59,6 +59,7 @@ _REQUEST_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[!#-;=?-~]+")
 _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
 _CALL_ID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
 _MAX_LENGTH_DIGITS = 12
+_new = object.__new__
 # The common shape of a Request-Line: token SP sip:/sips: URI (uri._SIP_FAST_PATTERN) SP SIP/2.0.
 _REQUEST_LINE_FAST_RE = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]++) (sips?):" + _SIP_FAST_PATTERN + " SIP/2\\.0"
@@ -248,8 +249,14 @@ def _request(start_line: str, headers: Headers, body: bytes) -> Request:
     if m is not None:
         # The common shape, "METHOD sip:user@host;p=v SIP/2.0", checked by the regex.
         method = m.group(1)
-        uri: URI = _sip_from_fast(m.group(2), m.group(3, 4, 5, 6, 7))
-        request = Request(method, uri, headers, body)
+        # Request(method, uri, headers, body) without the cost of calling the dataclass;
+        # _check_mandatory sets the two private fields.
+        request = _new(Request)
+        request.method = method
+        request.uri = _sip_from_fast(m.group(2), m.group(3, 4, 5, 6, 7))
+        request.headers = headers
+        request.body = body
+        request.version = "SIP/2.0"
         _check_mandatory(request, method)
         return request
     # Request-Line = Method SP Request-URI SP SIP-Version (§7.1): exactly single spaces.
