@@ -1,15 +1,30 @@
-"""``softphone agent``: the headless phone. Registers an account and prints what happens.
+"""``softphone agent``: the headless phone. Registers an account, places or answers a call,
+and prints what happens.
 
     softphone agent --account alice.toml [--on-untrusted reject|ask|accept-once]
-                    [--exit-after registered] [--pin-store PATH]
+                    [--exit-after registered|call-ended] [--pin-store PATH]
+                    [--call URI | --auto-answer] [--play WAV] [--record WAV]
+                    [--hangup-after SECONDS] [--stats-interval SECONDS]
 
 Standard output carries one JSON object per line, each with ``"event"`` first (the events of
 :mod:`softphone.ua.events`): ``trust_required`` (the report: identity, every problem with its
 plain-words message, the certificate's fingerprint, the chain's subjects, ``changed``),
 ``registered`` (expires, the registrar's fingerprint, and here also the Digest ``algorithm``
 and ``weak`` for MD5), ``registration_failed`` (with the reason), ``unregistered``,
-``connection_lost``, ``connection_restored``. Prompts and logs go to standard error, so the
-output stays machine-readable. Nothing printed ever holds a password or a Digest response.
+``connection_lost``, ``connection_restored``; for calls ``call_state`` (``calling``,
+``ringing``, ``established``, ``ended`` with the reason in words and the SIP status code),
+``media_started`` (codec, ``encrypted``, ``srtp_suite``, ``keying``, the audio and signalling
+protection in words) and ``media_statistics`` (the call's counters: packets and octets both
+ways, loss, jitter, round-trip time, concealed frames, drops by reason; every
+``--stats-interval`` seconds while the call is up, and once more with ``"final": true`` just
+before its ``ended``). Prompts and logs go to standard error, so the output stays
+machine-readable. Nothing printed ever holds a password, a Digest response or an SRTP key.
+
+Calls: ``--call URI`` places one call once registered; ``--auto-answer`` answers incoming calls
+(one at a time: another call while one is up gets 486 Busy). ``--play WAV`` is what the
+other side hears, looped for the whole call (default: silence); ``--record WAV`` records what
+we hear (48 kHz mono 16-bit; every call of the run, one after the other).
+``--hangup-after SECONDS`` hangs up that long after a call is established.
 
 A certificate that is not trusted is answered by ``--on-untrusted``: ``reject`` (default: the
 "Don't connect" button), ``ask`` (a y/n/always question on the terminal; the default answer is
@@ -17,9 +32,13 @@ no) or ``accept-once`` (for unattended test set-ups; never for a certificate tha
 since it was pinned: that needs a person).
 
 Exit status: 0 once ``--exit-after registered`` is reached (the agent then unregisters and
-leaves), or after SIGINT/SIGTERM (it unregisters first); 1 when registration failed and will
-not be retried (wrong password, 403, refused certificate...); 2 for usage errors (bad options,
-an unreadable account file).
+leaves), or after SIGINT/SIGTERM (it hangs up and unregisters first); with ``--call`` (which
+implies ``--exit-after call-ended``) or ``--exit-after call-ended``, once the first call ends:
+0 when it was established and then hung up by either side, 1 otherwise (busy, declined, not
+found, no audio, connection lost...; the ``call_state`` ``ended`` event says why: a call that
+could not even be placed gets one too, with an empty ``call_id``); 1 when registration failed
+and will not be retried (wrong password, 403, refused certificate...); 2 for usage errors (bad
+options, an unreadable account or WAV file).
 """
 
 from __future__ import annotations
@@ -27,20 +46,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import math
 import signal
 import sys
 import threading
+import wave
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from softphone.media.rtp_session import MediaSession, MediaStatistics
+from softphone.media.tone import FrameSource
+from softphone.media.wav import WavReader, WavWriter
 from softphone.security.certificates import fingerprint_hex
 from softphone.security.trust import TrustDecision, TrustDecisionRequired
 from softphone.storage import default_pin_store_path
 from softphone.ua.account import Account, AccountError, ensure_instance_id, load_account
-from softphone.ua.events import Event, RegistrationFailed
+from softphone.ua.call import Call, CallError, CallPhase
+from softphone.ua.events import CallState, Event, MediaStarted, RegistrationFailed
 from softphone.ua.registration import RegistrationError
 from softphone.ua.trustgate import TrustPolicy
 from softphone.ua.useragent import UserAgent
@@ -52,6 +78,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 log = logging.getLogger("softphone.agent")
+
+#: How a call that was established may end and still be a success (exit status 0).
+NORMAL_ENDINGS = frozenset({"hung up", "the other side hung up"})
+STATS_INTERVAL = 5.0
 
 
 class _UsageError(Exception):
@@ -77,8 +107,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--exit-after",
-        choices=["registered"],
-        help="leave (unregistering first) once this is reached",
+        choices=["registered", "call-ended"],
+        help="leave (unregistering first) once this is reached: registered, or the end of "
+        "the first call (implied by --call)",
+    )
+    parser.add_argument(
+        "--call",
+        metavar="URI",
+        help="once registered, call URI (sips:bob@example.test, or just bob) and leave when "
+        "the call ends: exit 0 if it was established and hung up, 1 otherwise",
+    )
+    parser.add_argument(
+        "--auto-answer",
+        action="store_true",
+        help="answer incoming calls at once (one at a time: 486 Busy while in a call)",
+    )
+    parser.add_argument(
+        "--play",
+        metavar="WAV",
+        type=Path,
+        help="what the other side hears, looped for the whole call (default: silence)",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="WAV",
+        type=Path,
+        help="record what we hear to WAV (48 kHz mono 16-bit; every call, one after another)",
+    )
+    parser.add_argument(
+        "--hangup-after",
+        metavar="SECONDS",
+        type=_positive,
+        help="hang up a call this many seconds after it is established",
+    )
+    parser.add_argument(
+        "--stats-interval",
+        metavar="SECONDS",
+        type=_not_negative,
+        default=STATS_INTERVAL,
+        help="print media_statistics this often during a call; 0: only the final one "
+        f"(default: {STATS_INTERVAL:g})",
     )
     parser.add_argument(
         "--pin-store",
@@ -88,6 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return parser
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    if args.call is not None and args.exit_after == "registered":
+        print(
+            f"{parser.format_usage()}softphone agent: error: "
+            "--call cannot be used with --exit-after registered",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,
@@ -110,7 +209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AccountError as exc:
         print(f"softphone agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_run(args, account))
+    try:
+        if args.play is not None:
+            WavReader(args.play)  # read once now: a bad file is a usage error, not a call
+        recorder = None
+        if args.record is not None:
+            args.record.open("wb").close()  # an OSError here, not inside wave (noisy __del__)
+            recorder = _Recorder(WavWriter(args.record))
+    except (OSError, EOFError, wave.Error) as exc:
+        print(f"softphone agent: cannot use the WAV file: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(_run(args, account, recorder))
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 def _load(path: Path) -> Account:
@@ -135,14 +248,130 @@ class _Printer:
         self.stream.flush()
 
 
-async def _run(args: argparse.Namespace, account: Account) -> int:
+class _Recorder:
+    """``--record``: the WAV writer as every call's sink; writes after close are dropped (the
+    media loop may play one last frame while the call is being torn down)."""
+
+    def __init__(self, writer: WavWriter) -> None:
+        self.writer = writer
+        self.closed = False
+
+    def write(self, pcm: bytes) -> None:
+        if not self.closed:
+            self.writer.write(pcm)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
+
+
+def statistics_json(call_id: str, stats: MediaStatistics, *, final: bool) -> dict[str, object]:
+    """The ``media_statistics`` event: counters only (no key ever is in MediaStatistics)."""
+    data = dataclasses.asdict(stats)
+    host, port = stats.remote_address
+    data["remote_address"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    data["srtp_suite"] = data.pop("suite")
+    for key in ("jitter_ms", "remote_jitter_ms", "rtt_ms", "jitter_delay_ms"):
+        if isinstance(data[key], float):
+            data[key] = round(data[key], 3)
+    return {"event": "media_statistics", "call_id": call_id, "final": final, **data}
+
+
+class _Calls:
+    """The agent's calls: what they play and record, when they hang up, their statistics,
+    and the exit status the first one leaves (``first``)."""
+
+    def __init__(self, args: argparse.Namespace, out: _Printer, recorder: _Recorder | None) -> None:
+        self.play: Path | None = args.play
+        self.hangup_after: float | None = args.hangup_after
+        self.stats_interval: float = args.stats_interval
+        self.out = out
+        self.recorder = recorder
+        self.current: Call | None = None
+        self.first: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.sessions: dict[str, MediaSession] = {}
+        self.established: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def source(self) -> FrameSource | None:
+        return None if self.play is None else WavReader(self.play, loop=True)
+
+    def busy(self) -> bool:
+        return self.current is not None and self.current.phase is not CallPhase.ENDED
+
+    def incoming(self, call: Call) -> None:
+        """``on_incoming_call``: take it (auto-answer then answers it) or 486 when busy."""
+        if self.busy():
+            call.reject(486)
+            return
+        call.source, call.sink = self.source(), self.recorder
+        self.take(call)
+
+    def take(self, call: Call) -> None:
+        self.current = call
+        task = asyncio.ensure_future(self._supervise(call))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def before(self, event: Event) -> None:
+        """Called before ``event`` is printed: the final statistics precede ``ended``."""
+        if isinstance(event, CallState) and event.state == "ended":
+            session = self.sessions.pop(event.call_id, None)
+            if session is not None:
+                self.out(statistics_json(event.call_id, session.statistics(), final=True))
+
+    def after(self, event: Event) -> None:
+        if isinstance(event, CallState) and event.state == "established":
+            self.established.add(event.call_id)
+        elif isinstance(event, MediaStarted):
+            call = self.current
+            if call is not None and call.call_id == event.call_id and call.media is not None:
+                self.sessions[event.call_id] = call.media
+
+    async def _supervise(self, call: Call) -> None:
+        with contextlib.suppress(CallError):
+            await call.wait_for(CallPhase.ESTABLISHED)
+        if call.phase is CallPhase.ESTABLISHED:
+            ticker = asyncio.ensure_future(self._tick(call)) if self.stats_interval else None
+            try:
+                if self.hangup_after is not None:
+                    await asyncio.wait({call.ended}, timeout=self.hangup_after)
+                    if not call.ended.done():
+                        with contextlib.suppress(CallError):
+                            await call.hangup()
+                await asyncio.shield(call.ended)
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+        await asyncio.shield(call.ended)
+        normal = call.call_id in self.established and call.reason in NORMAL_ENDINGS
+        if not self.first.done():
+            self.first.set_result(EXIT_OK if normal else EXIT_FAILED)
+
+    async def _tick(self, call: Call) -> None:
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            session = self.sessions.get(call.call_id)
+            if session is not None and call.phase is CallPhase.ESTABLISHED:
+                self.out(statistics_json(call.call_id, session.statistics(), final=False))
+
+    def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+
+
+async def _run(args: argparse.Namespace, account: Account, recorder: _Recorder | None) -> int:
     out = _Printer(sys.stdout)
     stop = asyncio.Event()
     fatal = asyncio.Event()
     policy = TrustPolicy(args.on_untrusted)
+    calls = _Calls(args, out, recorder)
 
     def on_event(event: Event) -> None:
+        calls.before(event)
         out(event.to_json())
+        calls.after(event)
         if isinstance(event, RegistrationFailed) and not event.retrying:
             fatal.set()
 
@@ -152,20 +381,27 @@ async def _run(args: argparse.Namespace, account: Account) -> int:
         trust_policy=policy,
         answerer=_TerminalAsker(sys.stdin, sys.stderr) if policy is TrustPolicy.ASK else None,
         on_event=on_event,
+        on_incoming_call=calls.incoming,
+        auto_answer=args.auto_answer,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        return await _drive(ua, args, stop, fatal)
+        return await _drive(ua, args, stop, fatal, calls)
     finally:
-        await ua.close()
+        await ua.close()  # hangs up a call still up (its events are printed), unregisters
+        calls.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
 async def _drive(
-    ua: UserAgent, args: argparse.Namespace, stop: asyncio.Event, fatal: asyncio.Event
+    ua: UserAgent,
+    args: argparse.Namespace,
+    stop: asyncio.Event,
+    fatal: asyncio.Event,
+    calls: _Calls,
 ) -> int:
     registering = asyncio.ensure_future(ua.register())
     stopping = asyncio.ensure_future(stop.wait())
@@ -182,10 +418,31 @@ async def _drive(
             return EXIT_FAILED
         if args.exit_after == "registered":
             return EXIT_OK
+        if args.call is not None:
+            try:
+                call = await ua.call(args.call, source=calls.source(), sink=calls.recorder)
+            except CallError as exc:
+                ended = CallState(
+                    call_id="",
+                    direction="outgoing",
+                    peer=args.call,
+                    state="ended",
+                    reason=exc.reason,
+                )
+                calls.out(ended.to_json())
+                return EXIT_FAILED
+            calls.take(call)
         failing = asyncio.ensure_future(fatal.wait())
-        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {stopping, failing}
+        if args.call is not None or args.exit_after == "call-ended":
+            waiting.add(calls.first)
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         failing.cancel()
-        return EXIT_FAILED if fatal.is_set() and not stop.is_set() else EXIT_OK
+        if stop.is_set():
+            return EXIT_OK
+        if calls.first.done():
+            return calls.first.result()
+        return EXIT_FAILED if fatal.is_set() else EXIT_OK
     finally:
         stopping.cancel()
 

@@ -226,3 +226,47 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["--account", str(bad), "--on-untrusted", "sure"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "did you mean" in err and "--on-untrusted" in err
+
+
+async def test_call_that_cannot_be_placed_prints_ended_and_exits_1(
+    tmp_path: Path, lab: shared.Lab, registrar_factory: Any, agent_runner: Any
+) -> None:
+    reg, _ = await registrar_factory(lab.good)
+    account = write_account(tmp_path, reg.tls_port, lab.ca_file)
+    agent = await agent_runner("--account", str(account), "--call", "tel:123")
+    await agent.next_event("registered")
+    ended = await agent.next_event("call_state")
+    assert ended["state"] == "ended" and ended["direction"] == "outgoing"
+    assert ended["peer"] == "tel:123" and "not an address we can call" in ended["reason"]
+    assert await agent.finish() == 1
+    assert agent.names()[-1] == "unregistered"  # it still leaves cleanly
+    assert reg.bindings(f"sips:{shared.USER}@{shared.DOMAIN}") == []
+
+
+def test_call_options_usage_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = write_account(tmp_path, 5061, None)
+    base = ["--account", str(account)]
+    assert main([*base, "--call", "bob", "--exit-after", "registered"]) == EXIT_USAGE
+    assert main([*base, "--hangup-after", "0"]) == EXIT_USAGE
+    assert main([*base, "--hangup-after", "soon"]) == EXIT_USAGE
+    assert main([*base, "--stats-interval", "-1"]) == EXIT_USAGE
+    assert main([*base, "--exit-after", "call-started"]) == EXIT_USAGE
+    assert main([*base, "--play", str(tmp_path / "missing.wav")]) == EXIT_USAGE
+    not_wav = tmp_path / "not.wav"
+    not_wav.write_text("hello")
+    assert main([*base, "--play", str(not_wav)]) == EXIT_USAGE
+    assert main([*base, "--record", str(tmp_path / "no" / "such" / "dir.wav")]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--call cannot be used with --exit-after registered" in err
+    assert "cannot use the WAV file" in err
+
+
+def test_help_describes_the_call_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for option in ("--call", "--auto-answer", "--play", "--record", "--hangup-after"):
+        assert option in out
+    assert "default: silence" in out
+    assert "call-ended" in out
