@@ -12,7 +12,7 @@ group=${1:?usage: system-deps.sh test|demo}
 qt_offscreen="libgl1 libegl1 libxkbcommon0 libglib2.0-0 libfontconfig1 libdbus-1-3"
 qt_x11="xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxkbcommon-x11-0"
 # Real peers for tests/interop (filled in as the issues that use them land).
-interop="openssl kamailio kamailio-tls-modules baresip baresip-core"
+interop="openssl kamailio kamailio-tls-modules baresip baresip-core linphone-cli"
 
 case "$group" in
   test) wanted="$qt_offscreen $interop" ;;

@@ -10,6 +10,9 @@ Profiles of the server certificate (``LabPKI.server(name)``):
 * ``unknownca``   same names, signed by a second CA nobody trusts (``otherca``)
 * ``wrongname``   signed by the test CA, but for ``wrong.test`` (name-mismatch tests)
 * ``expired``     signed by the test CA, right names, validity ended yesterday
+* ``good-ip``     like ``good``, plus SAN ``IP:127.0.0.1`` and ``DNS:127.0.0.1`` (made on demand,
+  not in ``CERT_PROFILES``): for peers such as linphonec that reach the proxy by its IP and
+  check the name against it (mbedtls 2.28 compares only string SANs, hence the DNS entry)
 
 Client certificates for mutual-TLS experiments: ``LabPKI.client("alice")`` (signed by the test
 CA, SAN ``URI:sip:alice@example.test``).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -36,6 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = ["CERT_PROFILES", "DOMAIN", "CertFiles", "CertProfile", "LabPKI"]
 
 DOMAIN = "example.test"
+LOOPBACK = "127.0.0.1"
 CertProfile = Literal["good", "selfsigned", "unknownca", "wrongname", "expired"]
 CERT_PROFILES: tuple[CertProfile, ...] = ("good", "selfsigned", "unknownca", "wrongname", "expired")
 KeyType = Literal["ec", "rsa"]
@@ -247,6 +252,9 @@ class LabPKI:
         right = [x509.DNSName(DOMAIN), x509.UniformResourceIdentifier(f"sip:{DOMAIN}")]
         if profile == "good":
             return self._issue("good", cn=DOMAIN, sans=right, issuer=self._ca, **valid)
+        if profile == "good-ip":
+            by_ip = [x509.IPAddress(ipaddress.ip_address(LOOPBACK)), x509.DNSName(LOOPBACK)]
+            return self._issue("good-ip", cn=DOMAIN, sans=right + by_ip, issuer=self._ca, **valid)
         if profile == "selfsigned":
             return self._issue("selfsigned", cn=DOMAIN, sans=right, issuer=None, **valid)
         if profile == "unknownca":
