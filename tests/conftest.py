@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
 
 import pytest
+from keyring.backend import KeyringBackend
+from keyring.backends import fail
+
+from tests.keyrings import InMemoryKeyring, install
 
 
 def in_ci() -> bool:
@@ -30,3 +35,33 @@ def require_peer(name: str, *, available: bool | None = None, hint: str = "") ->
     if in_ci():
         pytest.fail(f"{message} (CI=true: a missing peer is a failure, not a skip)")
     pytest.skip(message)
+
+
+# --- keyring: an in-memory backend (tests/keyrings.py), never the machine's own ---------------
+
+
+@pytest.fixture
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryKeyring]:
+    backend = InMemoryKeyring()
+    install(monkeypatch, backend)
+    yield backend
+
+
+@pytest.fixture
+def fail_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[fail.Keyring]:
+    """What ``keyring`` gives on a machine with no keyring at all."""
+    backend = fail.Keyring()  # type: ignore[no-untyped-call]
+    install(monkeypatch, backend)
+    yield backend
+
+
+@pytest.fixture
+def install_keyring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[KeyringBackend], None]]:
+    """A function that installs any backend for the test's duration."""
+
+    def install_backend(backend: KeyringBackend) -> None:
+        install(monkeypatch, backend)
+
+    yield install_backend

@@ -9,11 +9,8 @@ import functools
 import itertools
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
-import keyring.core
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
-from keyring.errors import PasswordDeleteError
 
 from softphone import security
 from softphone.cert_cli import main
@@ -34,46 +30,11 @@ from softphone.identity_store import (
 from softphone.security.certificates import fingerprint_groups
 from softphone.security.identity import IdentityError, encrypt_private_key, new_identity
 from softphone.security.safety import local_half
+from tests.keyrings import InMemoryKeyring, PlaintextKeyring, install
 from tests.security.pki import make_ca, make_leaf
 
 AOR = "sip:alice@example.test"
 P12_PASSWORD = "correct horse"
-
-
-class InMemoryKeyring(KeyringBackend):
-    """A dict of (service, user) -> password. Priority -1: never chosen by auto-detection."""
-
-    priority = -1
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.store.pop((service, username), None) is None:
-            raise PasswordDeleteError("no such password")
-
-
-class PlaintextKeyring(InMemoryKeyring):
-    """Stands for keyrings.alt's PlaintextKeyring: a file anyone with the disk can read."""
-
-
-def _install(monkeypatch: pytest.MonkeyPatch, backend: KeyringBackend) -> None:
-    monkeypatch.setattr(keyring.core, "_keyring_backend", keyring.core._keyring_backend)
-    keyring.set_keyring(backend)
-
-
-@pytest.fixture
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryKeyring]:
-    backend = InMemoryKeyring()
-    _install(monkeypatch, backend)
-    yield backend
 
 
 @functools.cache
@@ -168,7 +129,7 @@ def test_new_without_a_secure_keyring_writes_nothing(
     fast_keys: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _install(monkeypatch, backend)
+    install(monkeypatch, backend)
     assert _new(id_dir) == 1
     assert "No secure password store" in capsys.readouterr().err
     assert not id_dir.exists() or not any(id_dir.iterdir())
@@ -205,7 +166,7 @@ def test_show_prints_the_fingerprint_and_the_half(
 ) -> None:
     assert _new(id_dir) == 0
     capsys.readouterr()
-    _install(monkeypatch, fail.Keyring())  # show reads only the public certificate
+    install(monkeypatch, fail.Keyring())  # show reads only the public certificate
     assert main(["show", "--dir", str(id_dir)]) == 0
     out = capsys.readouterr().out
     cert = IdentityStore(id_dir).load_certificate()

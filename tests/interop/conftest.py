@@ -8,6 +8,11 @@
   every server it made is stopped (by PID) when the test ends.
 * ``kamailio`` (function): ``kamailio_factory()`` with the defaults (good certificate, users
   alice/bob/carol/dave with the lab passwords, MD5 challenges without ``algorithm=``).
+* ``ua_factory`` (function): ``ua_factory(account, **options)`` → a
+  :class:`~softphone.ua.useragent.UserAgent` trusting only the lab CA, closed when the test ends.
+
+Plain helpers (accounts, Kamailio's log and location table, audio checks) are in
+``tests/interop/helpers.py``.
 
 When Kamailio or its TLS module is missing, the test skips (developer machine) or fails
 (``CI=true``), see :func:`tests.conftest.require_peer`. When a test fails, the tail of each of
@@ -16,13 +21,17 @@ its Kamailio logs is attached to the report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
+from softphone.ua.account import Account
+from softphone.ua.useragent import Backoff, UserAgent
 from tests.conftest import require_peer
+from tests.interop.helpers import PASSWORD
 from tests.interop.kamailio import KamailioServer, find_kamailio, find_tls_module
 from tests.interop.pki import LabPKI
 
@@ -83,6 +92,28 @@ def kamailio_factory(
 @pytest.fixture
 def kamailio(kamailio_factory: KamailioFactory) -> KamailioServer:
     return kamailio_factory()
+
+
+@pytest.fixture
+async def ua_factory(tmp_path: Path) -> AsyncIterator[Callable[..., UserAgent]]:
+    """UserAgents trusting only the lab CA (no system store), pins in tmp_path."""
+    made: list[UserAgent] = []
+
+    def make(account: Account, **options: Any) -> UserAgent:
+        options.setdefault("pin_store_path", tmp_path / "pins.json")
+        options.setdefault("password", PASSWORD)
+        assert account.ca_file is not None
+        options.setdefault(
+            "anchors", tuple(x509.load_pem_x509_certificates(account.ca_file.read_bytes()))
+        )
+        options.setdefault("backoff", Backoff(base=0.2, cap=2.0))
+        ua = UserAgent(account, **options)
+        made.append(ua)
+        return ua
+
+    yield make
+    for ua in made:
+        await ua.close()
 
 
 @pytest.hookimpl(wrapper=True)

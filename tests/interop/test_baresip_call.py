@@ -21,14 +21,11 @@ from softphone.ua.events import MediaStarted
 from softphone.ua.useragent import UserAgent
 from tests.conftest import require_peer
 from tests.interop.baresip import BaresipPeer, find_baresip, find_module_dir
+from tests.interop.helpers import Recorder, account, heard, settle, states, wait_until
 from tests.interop.kamailio import DEFAULT_USERS, KamailioServer
-from tests.interop.test_kamailio_call import Recorder, account, heard, states, wait_until
-from tests.interop.test_kamailio_register import settle, ua_factory
 from tests.ua.test_registration import WAIT, EventLog
 
 pytestmark = pytest.mark.interop
-
-__all__ = ["ua_factory"]  # the fixture, re-exported so pytest finds it in this module
 
 OUR_TONE = 1000
 BARESIP_TONE = 600

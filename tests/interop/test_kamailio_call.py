@@ -16,60 +16,16 @@ from typing import Any
 
 import pytest
 
-from softphone.media.tone import ToneSource, dominant_frequency, samples
+from softphone.media.tone import ToneSource
 from softphone.sdp.policy import SrtpPolicy
-from softphone.ua.account import Account, ResolveEntry
 from softphone.ua.call import AUDIO_WORDS, Call, CallPhase
 from softphone.ua.events import CallState, MediaStarted
 from softphone.ua.useragent import UserAgent
+from tests.interop.helpers import Recorder, account, heard, log_of, settle, states, wait_until
 from tests.interop.kamailio import DEFAULT_USERS, KamailioServer
-from tests.interop.test_kamailio_register import log_of, settle, ua_factory
 from tests.ua.test_registration import WAIT, EventLog
 
 pytestmark = pytest.mark.interop
-
-__all__ = ["ua_factory"]  # the fixture, re-exported so pytest finds it in this module
-
-SCAN = range(200, 3600, 20)
-
-
-def account(server: KamailioServer, user: str, **changes: Any) -> Account:
-    return Account(
-        aor=f"sips:{user}@{server.domain}",
-        registrar=f"sips:{server.domain}:{server.tls_port}",
-        resolve=(ResolveEntry(server.domain, server.tls_port, "127.0.0.1"),),
-        ca_file=server.ca_cert_path,
-        **changes,
-    )
-
-
-class Recorder:
-    """An AudioSink keeping every frame played."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def write(self, pcm: bytes) -> None:
-        self.frames.append(pcm)
-
-    def loud_frames(self) -> int:
-        return sum(1 for f in self.frames if max(samples(f), default=0) > 1000)
-
-
-def heard(rec: Recorder) -> float:
-    freq, share = dominant_frequency(samples(b"".join(rec.frames[-15:])), SCAN)
-    assert share > 0.3, f"no clear tone (share {share:.2f})"
-    return freq
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(WAIT):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
-def states(events: EventLog) -> list[str]:
-    return [e.state for e in events.events if isinstance(e, CallState)]
 
 
 async def registered_pair(

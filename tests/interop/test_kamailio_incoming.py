@@ -22,14 +22,12 @@ import pytest
 
 from softphone.sip.message import Message, Response
 from softphone.ua.useragent import UserAgent
+from tests.interop.helpers import account_for, contacts, log_of, settle
 from tests.interop.kamailio import DEFAULT_USERS, KamailioServer
 from tests.interop.sipclient import SipProbe, SipResponse, digest_authorization, parse_challenge
-from tests.interop.test_kamailio_register import account_for, contacts, log_of, settle, ua_factory
 from tests.ua.test_registration import WAIT, EventLog
 
 pytestmark = pytest.mark.interop
-
-__all__ = ["ua_factory"]  # the fixture, re-exported so pytest finds it in this module
 
 USER_ALICE = "alice"  # registered by the UserAgent
 BOB = "bob"  # the probe sending OPTIONS to alice

@@ -10,40 +10,23 @@ and from its location table (``registered_contacts``). Trust answers come from t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 
 from softphone.security.trust import TrustDecision
 from softphone.sip.message import Message, Request
 from softphone.storage import load_pin_store
-from softphone.ua.account import Account, ResolveEntry
 from softphone.ua.events import TrustRequired
 from softphone.ua.registration import RegistrationError, RegistrationState
-from softphone.ua.useragent import Backoff, UserAgent
+from softphone.ua.useragent import UserAgent
+from tests.interop.helpers import account_for, contacts, log_of, settle
 from tests.interop.kamailio import KamailioServer
 from tests.ua.test_registration import WAIT, EventLog, TrustAnswers, nc_of
 
 pytestmark = pytest.mark.interop
-
-USER = "alice"
-PASSWORD = "alice-secret-1"  # tests/interop/kamailio.py DEFAULT_USERS
-
-
-def account_for(server: KamailioServer) -> Account:
-    return Account(
-        aor=f"sips:{USER}@{server.domain}",
-        registrar=f"sips:{server.domain}:{server.tls_port}",
-        resolve=(ResolveEntry(server.domain, server.tls_port, "127.0.0.1"),),
-        ca_file=server.ca_cert_path,
-    )
-
-
-def log_of(server: KamailioServer) -> str:
-    return server.log_text(current_run_only=True)
 
 
 def registers_seen(server: KamailioServer) -> int:
@@ -54,41 +37,10 @@ def challenges_sent(server: KamailioServer) -> int:
     return log_of(server).count("REGISTER challenge for")
 
 
-async def contacts(server: KamailioServer) -> list[str]:
-    return await asyncio.to_thread(server.registered_contacts, USER)
-
-
-async def settle(server: KamailioServer) -> None:
-    """A round trip through Kamailio's control socket: lets it finish logging what it got."""
-    await asyncio.to_thread(server.rpc, "core.uptime")
-
-
 async def wait_until(predicate: Callable[[], Any], timeout: float = WAIT) -> None:
     async with asyncio.timeout(timeout):
         while not await predicate():
             await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def ua_factory(tmp_path: Path) -> AsyncIterator[Callable[..., UserAgent]]:
-    """UserAgents trusting only the lab CA (no system store), pins in tmp_path."""
-    made: list[UserAgent] = []
-
-    def make(account: Account, **options: Any) -> UserAgent:
-        options.setdefault("pin_store_path", tmp_path / "pins.json")
-        options.setdefault("password", PASSWORD)
-        assert account.ca_file is not None
-        options.setdefault(
-            "anchors", tuple(x509.load_pem_x509_certificates(account.ca_file.read_bytes()))
-        )
-        options.setdefault("backoff", Backoff(base=0.2, cap=2.0))
-        ua = UserAgent(account, **options)
-        made.append(ua)
-        return ua
-
-    yield make
-    for ua in made:
-        await ua.close()
 
 
 # --- register, refresh on the same flow, unregister ---------------------------------------

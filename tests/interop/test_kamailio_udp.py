@@ -20,14 +20,12 @@ from softphone.transport.flow import UDPFlow
 from softphone.ua.account import Account, ResolveEntry
 from softphone.ua.registration import RegistrationError, RegistrationState
 from softphone.ua.useragent import Backoff, UserAgent
+from tests.interop.helpers import PASSWORD, USER, contacts, log_of, settle
 from tests.interop.kamailio import KamailioServer
 from tests.ua.test_registration import WAIT, EventLog, nc_of
 from tests.ua.test_udp import LossyRelay
 
 pytestmark = pytest.mark.interop
-
-USER = "alice"
-PASSWORD = "alice-secret-1"  # tests/interop/kamailio.py DEFAULT_USERS
 
 
 def udp_account(server: KamailioServer, port: int | None = None, **extra: Any) -> Account:
@@ -40,19 +38,6 @@ def udp_account(server: KamailioServer, port: int | None = None, **extra: Any) -
     )
 
 
-def log_of(server: KamailioServer) -> str:
-    return server.log_text(current_run_only=True)
-
-
-async def settle(server: KamailioServer) -> None:
-    """A round trip through Kamailio's control socket: lets it finish logging what it got."""
-    await asyncio.to_thread(server.rpc, "core.uptime")
-
-
-async def contacts(server: KamailioServer) -> list[str]:
-    return await asyncio.to_thread(server.registered_contacts, USER)
-
-
 async def until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -61,6 +46,7 @@ async def until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
 
 @pytest.fixture
 async def ua_factory(tmp_path: Path) -> AsyncIterator[Callable[..., UserAgent]]:
+    """Overrides tests/interop/conftest.py's: plain UDP has no CA, so no anchors."""
     made: list[UserAgent] = []
 
     def make(account: Account, **options: Any) -> UserAgent:

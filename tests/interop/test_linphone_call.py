@@ -23,16 +23,13 @@ from softphone.media.tone import ToneSource, dominant_frequency, samples
 from softphone.ua.call import Call, CallPhase
 from softphone.ua.useragent import UserAgent
 from tests.conftest import require_peer
+from tests.interop.helpers import Recorder, account, heard, settle, states, wait_until
 from tests.interop.kamailio import DEFAULT_USERS, KamailioServer
 from tests.interop.linphone import LinphoneError, LinphonePeer, find_linphonec
 from tests.interop.test_baresip_call import assert_encrypted
-from tests.interop.test_kamailio_call import Recorder, account, heard, states, wait_until
-from tests.interop.test_kamailio_register import settle, ua_factory
 from tests.ua.test_registration import WAIT, EventLog
 
 pytestmark = pytest.mark.interop
-
-__all__ = ["ua_factory"]  # the fixture, re-exported so pytest finds it in this module
 
 OUR_TONE = 1000
 LINPHONE_TONE = 700

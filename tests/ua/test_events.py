@@ -25,8 +25,8 @@ from softphone.ua.events import (
     event_from_json,
 )
 from softphone.ua.secrets import Secret, get_secret, set_password
+from tests.keyrings import InMemoryKeyring
 from tests.security.pki import NOW, make_ca, make_leaf, make_self_signed
-from tests.ua.conftest import InMemoryKeyring
 
 AOR = "sips:alice@example.com"
 FP = "AB:" * 31 + "CD"

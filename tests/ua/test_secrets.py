@@ -27,7 +27,7 @@ from softphone.ua.secrets import (
     keyring_user,
     set_password,
 )
-from tests.ua.conftest import InMemoryKeyring
+from tests.keyrings import InMemoryKeyring
 
 AOR = "sips:alice@example.com"
 PASSWORD = "correct horse battery staple"

@@ -1,0 +1,85 @@
+"""Plain helpers shared by the interop tests (the fixtures are in tests/interop/conftest.py).
+
+What Kamailio saw is read from its log (``log_of``, after ``settle``) and its location table
+(``contacts``); ``account_for``/``account`` build TLS accounts for its lab users; ``Recorder``,
+``heard`` and ``states`` look at a call's audio and events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from softphone.media.tone import dominant_frequency, samples
+from softphone.ua.account import Account, ResolveEntry
+from softphone.ua.events import CallState
+from tests.interop.kamailio import KamailioServer
+from tests.ua.test_registration import WAIT, EventLog
+
+USER = "alice"
+PASSWORD = "alice-secret-1"  # tests/interop/kamailio.py DEFAULT_USERS
+
+
+def account_for(server: KamailioServer) -> Account:
+    return Account(
+        aor=f"sips:{USER}@{server.domain}",
+        registrar=f"sips:{server.domain}:{server.tls_port}",
+        resolve=(ResolveEntry(server.domain, server.tls_port, "127.0.0.1"),),
+        ca_file=server.ca_cert_path,
+    )
+
+
+def log_of(server: KamailioServer) -> str:
+    return server.log_text(current_run_only=True)
+
+
+async def contacts(server: KamailioServer) -> list[str]:
+    return await asyncio.to_thread(server.registered_contacts, USER)
+
+
+async def settle(server: KamailioServer) -> None:
+    """A round trip through Kamailio's control socket: lets it finish logging what it got."""
+    await asyncio.to_thread(server.rpc, "core.uptime")
+
+
+SCAN = range(200, 3600, 20)
+
+
+def account(server: KamailioServer, user: str, **changes: Any) -> Account:
+    return Account(
+        aor=f"sips:{user}@{server.domain}",
+        registrar=f"sips:{server.domain}:{server.tls_port}",
+        resolve=(ResolveEntry(server.domain, server.tls_port, "127.0.0.1"),),
+        ca_file=server.ca_cert_path,
+        **changes,
+    )
+
+
+class Recorder:
+    """An AudioSink keeping every frame played."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def write(self, pcm: bytes) -> None:
+        self.frames.append(pcm)
+
+    def loud_frames(self) -> int:
+        return sum(1 for f in self.frames if max(samples(f), default=0) > 1000)
+
+
+def heard(rec: Recorder) -> float:
+    freq, share = dominant_frequency(samples(b"".join(rec.frames[-15:])), SCAN)
+    assert share > 0.3, f"no clear tone (share {share:.2f})"
+    return freq
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    async with asyncio.timeout(WAIT):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def states(events: EventLog) -> list[str]:
+    return [e.state for e in events.events if isinstance(e, CallState)]
