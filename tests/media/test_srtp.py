@@ -15,7 +15,7 @@ from softphone.media.srtp import (
 )
 from softphone.sdp.crypto import SrtpSuite
 
-# /work/shared/vectors/srtp_vectors.md: libsrtp test/srtp_driver.c srtp_validate / _gcm.
+# ../shared/vectors/srtp_vectors.md: libsrtp test/srtp_driver.c srtp_validate / _gcm.
 CM_KEY = bytes.fromhex("e1f97a0d3e018be0d64fa32c06de41390ec675ad498afeebb6960b3aabe6")
 GCM_KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0fa0a1a2a3a4a5a6a7a8a9aaab")
 RTP_IN = bytes.fromhex("800f1234decafbadcafebabe") + b"\xab" * 16

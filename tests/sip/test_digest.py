@@ -1,6 +1,6 @@
 """Digest authentication: known answers, parsing, client and server (RFC 3261 §22, RFC 7616).
 
-Known answers come from /work/shared/vectors/digest_vectors.md (RFC 2617 §3.5, RFC 7616
+Known answers come from ../shared/vectors/digest_vectors.md (RFC 2617 §3.5, RFC 7616
 §3.9.1/§3.9.2 with its erratum, draft-smith-sipping-auth-examples-01 §3.1-3.6).
 """
 
