@@ -95,11 +95,14 @@ AUDIO_WORDS = {
     "dtls-hops": (
         "Audio encrypted; a server on the way could still intercept by swapping fingerprints"
     ),
+    "end-to-end": "Audio encrypted end to end",
 }
 _SIGNALLING_WORDS = {
     True: "Encrypted to each server; servers on the way can read it",
     False: "Call setup not encrypted",
 }
+#: UX.md: signalling inside a sipsec tunnel (draft-gurbani-sip-sipsec §6.4).
+END_TO_END_SIGNALLING = "Encrypted end to end; servers only see that a call was set up"
 
 
 class CallError(Exception):
@@ -122,9 +125,11 @@ class CallDirection(enum.Enum):
     INCOMING = "incoming"
 
 
-def audio_protection(keying: Keying) -> str:
-    """UX.md's words for who can listen, for keys that travelled over ``sips:`` hops (the
-    only way this module sends keys; the sipsec tunnel and S/MIME are not used here)."""
+def audio_protection(keying: Keying, *, end_to_end: bool = False) -> str:
+    """UX.md's words for who can listen, by how the keys travelled: over ``sips:`` hops, or
+    (``end_to_end``) inside a sipsec tunnel, where no server on the way sees SDP."""
+    if end_to_end and keying is not Keying.NONE:
+        return AUDIO_WORDS["end-to-end"]
     if keying is Keying.SDES:
         return AUDIO_WORDS["sdes-hops"]
     if keying is Keying.DTLS_SRTP:
@@ -132,8 +137,11 @@ def audio_protection(keying: Keying) -> str:
     return AUDIO_WORDS["none"]
 
 
-def signalling_protection(over_tls: bool) -> str:
-    """UX.md's words for who can read the call setup on a TLS or a plain hop."""
+def signalling_protection(over_tls: bool, *, end_to_end: bool = False) -> str:
+    """UX.md's words for who can read the call setup on a TLS or a plain hop, or inside a
+    sipsec tunnel (``end_to_end``)."""
+    if end_to_end:
+        return END_TO_END_SIGNALLING
     return _SIGNALLING_WORDS[over_tls]
 
 
@@ -196,6 +204,13 @@ class CallHost(Protocol):
     def emit(self, event: CallState | MediaStarted) -> None: ...
 
     def forget(self, call: Call) -> None: ...
+
+    @property
+    def end_to_end(self) -> bool:
+        """True when this call's signalling runs inside a sipsec tunnel (nested TLS between
+        the two phones): no proxy reads the SDP, so the words for signalling and audio say
+        "end to end". False for the registration flow (``sips:`` hops)."""
+        ...
 
 
 @dataclass
@@ -636,8 +651,8 @@ class Call:
                 encrypted=negotiated.encrypted,
                 srtp_suite=None if negotiated.suite is None else negotiated.suite.wire_name,
                 keying=negotiated.keying.value,
-                audio=audio_protection(negotiated.keying),
-                signalling=signalling_protection(self.over_tls),
+                audio=audio_protection(negotiated.keying, end_to_end=self._host.end_to_end),
+                signalling=signalling_protection(self.over_tls, end_to_end=self._host.end_to_end),
             )
         )
 

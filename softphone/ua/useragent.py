@@ -845,6 +845,10 @@ class _CallHost:
     def forget(self, call: Call) -> None:
         self._ua._forget_call(call)
 
+    @property
+    def end_to_end(self) -> bool:
+        return False  # the registration flow: TLS to the first hop only
+
 
 def _transport(flow: Flow) -> AccountTransport:
     return AccountTransport(flow.transport.lower())

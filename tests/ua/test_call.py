@@ -42,8 +42,15 @@ LOCAL = ("127.0.0.1", 40000)
 class FakeHost:
     """A CallHost that sends nothing: every message is recorded."""
 
-    def __init__(self, transport: str = "TLS", srtp: SrtpPolicy = SrtpPolicy.MANDATORY) -> None:
+    def __init__(
+        self,
+        transport: str = "TLS",
+        srtp: SrtpPolicy = SrtpPolicy.MANDATORY,
+        *,
+        end_to_end: bool = False,
+    ) -> None:
         self.transport = transport
+        self.end_to_end = end_to_end
         self.srtp_policy = srtp
         self.digest = DigestClient("alice", "alice-secret-1")
         self.invites: list[Request] = []
@@ -169,9 +176,19 @@ def test_protection_words_are_ux_md_words() -> None:
     )
     assert audio_protection(Keying.NONE) == "Audio not encrypted"
     assert audio_protection(Keying.DTLS_SRTP) == AUDIO_WORDS["dtls-hops"]
-    assert "end to end" not in " ".join(AUDIO_WORDS.values())  # never for a sips: call
+    hop_words = [audio_protection(k) for k in Keying] + [signalling_protection(True)]
+    assert not any("end to end" in w for w in hop_words)  # never for a sips: call
     assert signalling_protection(True).startswith("Encrypted to each server")
     assert signalling_protection(False) == "Call setup not encrypted"
+
+
+def test_protection_words_inside_a_sipsec_tunnel() -> None:
+    assert audio_protection(Keying.SDES, end_to_end=True) == "Audio encrypted end to end"
+    assert audio_protection(Keying.DTLS_SRTP, end_to_end=True) == "Audio encrypted end to end"
+    assert audio_protection(Keying.NONE, end_to_end=True) == "Audio not encrypted"
+    assert signalling_protection(True, end_to_end=True) == (
+        "Encrypted end to end; servers only see that a call was set up"
+    )
 
 
 @pytest.mark.parametrize(
