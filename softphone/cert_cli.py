@@ -3,11 +3,13 @@
     softphone cert new --aor sip:alice@example.test [--dir D] [--days N] [--force]
     softphone cert import FILE.p12 [--password-env VAR] [--dir D] [--force]
     softphone cert export [--out FILE] [--chain] [--dir D]
-    softphone cert show [--dir D]
+    softphone cert show [--dir D] [--qr (--with AOR | --peer-cert FILE) [--png FILE]]
 
 ``new`` and ``import`` need a secure OS keyring (the private key's passphrase lives there);
-``export`` and ``show`` read only the public certificate. Exit status 0 on success, 1 on an
-error explained on stderr, 2 on a usage error (argparse).
+``export`` and ``show`` read only the public certificate. ``show --qr`` prints the safety
+number of a call with a contact (their current certificate in the trust ledger, or a PEM
+file) and its QR code for in-person comparison (UX.md "Safety number").
+Exit status 0 on success, 1 on an error explained on stderr, 2 on a usage error (argparse).
 """
 
 from __future__ import annotations
@@ -42,7 +44,14 @@ from softphone.security.identity import (
     import_pkcs12,
     new_identity,
 )
-from softphone.security.safety import local_half
+from softphone.security.ledger import LedgerError
+from softphone.security.safety import (
+    SafetyNumber,
+    local_half,
+    qr_png,
+    qr_text,
+    safety_number,
+)
 from softphone.storage import atomic_write
 from softphone.ua.secrets import SecretsError, check_keyring
 
@@ -154,8 +163,48 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    _print_identity(_store(args).load_certificate(), sys.stdout)
+    own = _store(args).load_certificate()
+    _print_identity(own, sys.stdout)
+    if not args.qr:
+        return 0
+    number, peer_aor = _safety_number_with(args, own)
+    print(f"\nSafety number with {peer_aor}:")
+    for line in number.lines():
+        print(f"  {line}")
+    print()
+    sys.stdout.write(qr_text(number.qr_payload()))
+    if args.png:
+        atomic_write(args.png, qr_png(number.qr_payload()), mode=0o644)
+        print(f"Wrote the QR code to {args.png}", file=sys.stderr)
     return 0
+
+
+def _safety_number_with(
+    args: argparse.Namespace, own: x509.Certificate
+) -> tuple[SafetyNumber, str]:
+    """The safety number between our identity and ``--with AOR`` / ``--peer-cert FILE``."""
+    from softphone.contacts import default_ledger_path, load_ledger
+
+    own_aor = identity_aor(own)
+    if args.peer_cert:
+        try:
+            peer = x509.load_pem_x509_certificates(Path(args.peer_cert).read_bytes())[0]
+        except ValueError as exc:
+            raise SecurityError(f"{args.peer_cert} holds no readable PEM certificate") from exc
+        peer_aor = args.peer_aor or identity_aor(peer)
+    elif args.with_aor:
+        ledger = load_ledger(Path(args.ledger) if args.ledger else default_ledger_path())
+        contact = ledger.contact(args.with_aor)
+        record = contact.current_record
+        if record is None:
+            raise LedgerError(f"no certificate known for {contact.aor}")
+        peer, peer_aor = record.certificate, contact.aor
+    else:
+        raise SecurityError(
+            "a safety number needs the other party: --with AOR (a contact in the trust "
+            "ledger) or --peer-cert FILE"
+        )
+    return safety_number(own, own_aor, peer, peer_aor), peer_aor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser(
         "show", parents=[common], help="fingerprint and your half of the safety number"
     )
+    show.add_argument(
+        "--qr", action="store_true", help="the safety number with a contact, and its QR code"
+    )
+    peer = show.add_mutually_exclusive_group()
+    peer.add_argument("--with", dest="with_aor", metavar="AOR", help="a contact in the ledger")
+    peer.add_argument("--peer-cert", metavar="FILE", help="the other party's certificate (PEM)")
+    show.add_argument("--peer-aor", metavar="AOR", help="their address (default: from --peer-cert)")
+    show.add_argument("--ledger", metavar="FILE", help="trust ledger (default: the user's)")
+    show.add_argument("--png", metavar="FILE", help="also write the QR code as a PNG image")
     show.set_defaults(run=_cmd_show)
     return parser
 
@@ -208,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except (IdentityStoreError, SecurityError, SecretsError, OSError) as exc:
+        # LedgerError is a SecurityError: an unknown contact or an unreadable ledger.
         print(f"softphone cert {args.action}: {exc}", file=sys.stderr)
         return 1
     return status

@@ -50,10 +50,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import re
 from dataclasses import dataclass
 from typing import Final
 
+import segno
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -76,6 +78,9 @@ __all__ = [
     "iterated_digest",
     "local_half",
     "parse_qr_payload",
+    "qr_code",
+    "qr_png",
+    "qr_text",
     "safety_number",
     "safety_number_qr_payload",
 ]
@@ -264,3 +269,55 @@ def compare_scanned(
     number at all (or of another version) raises :class:`SafetyNumberFormatError`.
     """
     return safety_number(own_cert, own_aor, peer_cert, peer_aor).matches_scanned(payload)
+
+
+# --- QR images (segno) -----------------------------------------------------------------------
+
+#: ISO/IEC 18004 error correction: "M" restores ~15 % of the modules (a smudged screen, a
+#: reflection); segno may raise it further when the version has room (``boost_error``).
+QR_ERROR_CORRECTION: Final = "m"
+#: Light modules around the symbol; ISO/IEC 18004 §7.3.8 asks for four.
+QR_QUIET_ZONE: Final = 4
+
+
+def qr_code(payload: bytes) -> segno.QRCode:
+    """The QR symbol of a payload (:meth:`SafetyNumber.qr_payload`), error correction ≥ M.
+
+    The payload is only ``SOFTPHONE-SN:`` digits and upper-case hex, so segno picks the
+    alphanumeric mode: version 6 for a 143-character payload.
+    """
+    return segno.make(payload, error=QR_ERROR_CORRECTION, boost_error=True, micro=False)
+
+
+def qr_png(payload: bytes, *, scale: int = 8, border: int = QR_QUIET_ZONE) -> bytes:
+    """PNG bytes of the QR code (for the GUI): ``scale`` pixels per module, black on white."""
+    buffer = io.BytesIO()
+    qr_code(payload).save(buffer, kind="png", scale=scale, border=border)
+    return buffer.getvalue()
+
+
+def qr_text(payload: bytes, *, border: int = 2, dark_background: bool = True) -> str:
+    """The QR code for a terminal: two module rows per line with Unicode half blocks.
+
+    A terminal with a dark background shows a space as dark, so by default light modules are
+    drawn (as ``qrencode -t UTF8`` does); ``dark_background=False`` draws the dark ones. The
+    text depends on nothing but ``payload`` (no colour codes), so it can be compared.
+    """
+    matrix = [list(row) for row in qr_code(payload).matrix]
+    width = len(matrix[0]) + 2 * border
+    blank = [0] * width
+    rows = [blank] * border + [[0] * border + r + [0] * border for r in matrix] + [blank] * border
+    if len(rows) % 2:
+        rows.append(blank)
+    glyphs = {(False, False): " ", (True, False): "\u2580", (False, True): "\u2584"}
+    glyphs[(True, True)] = "\u2588"
+    lines = []
+    for top, bottom in zip(rows[0::2], rows[1::2], strict=True):
+        line = ""
+        for upper, lower in zip(top, bottom, strict=True):
+            # segno's matrix holds 1 for a dark module.
+            draw_upper = (upper == 0) if dark_background else (upper != 0)
+            draw_lower = (lower == 0) if dark_background else (lower != 0)
+            line += glyphs[(draw_upper, draw_lower)]
+        lines.append(line)
+    return "\n".join(lines) + "\n"
