@@ -49,6 +49,11 @@ class Direction(Enum):
             send=self.receives and local.sends, recv=self.sends and local.receives
         )
 
+    def without_send(self) -> Direction:
+        """The same stream with our sending stopped (we hold and play no music, RFC 6337 §5.3:
+        ``a=sendonly`` allows sending, it does not require it)."""
+        return Direction.from_flags(send=False, recv=self.receives)
+
     def without_receive(self) -> Direction:
         """What an old-style hold (``c=0.0.0.0``, RFC 3264 §8.4) means: do not send to me."""
         return Direction.from_flags(send=self.sends, recv=False)

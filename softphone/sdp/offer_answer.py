@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from softphone.sdp.codecs import TELEPHONE_EVENT, Codec, PayloadFormat, first_free_dynamic_pt
 from softphone.sdp.crypto import CryptoAttribute, generate_crypto
@@ -57,8 +57,10 @@ __all__ = [
     "Offer",
     "build_answer",
     "build_offer",
+    "has_srtp",
     "new_origin",
     "next_origin",
+    "peer_direction",
     "process_answer",
 ]
 
@@ -163,9 +165,13 @@ def build_offer(
     origin: Origin,
     previous_sdp: SessionDescription | None = None,
     media_index: int = 0,
+    keep_keys: tuple[CryptoAttribute, ...] = (),
     token_bytes: TokenBytes = secrets.token_bytes,
 ) -> Offer:
-    """An offer for one audio stream (RFC 3264 §5). Every offer gets fresh SRTP keys.
+    """An offer for one audio stream (RFC 3264 §5). Every offer gets fresh SRTP keys, except
+    for a suite in ``keep_keys``: a re-offer keeps the key of the suite in use (RFC 4568
+    §7.1.4: the same key means no re-keying; phones such as baresip 1.0 keep using their
+    old keys after a re-INVITE, so new ones would break the audio).
 
     For a re-offer in a dialog (hold, resume, refresh) pass the last SDP we sent as
     ``previous_sdp`` and the audio stream's place as ``media_index`` (``Negotiated.media_index``):
@@ -193,8 +199,11 @@ def build_offer(
         security = _dtls_attributes(local, SetupRole.ACTPASS)  # RFC 5763 §5: offerer: actpass
     elif keying is Keying.SDES:
         proto = "RTP/SAVP" if local.srtp is SrtpPolicy.MANDATORY else "RTP/AVP"
+        kept = {c.suite: c for c in keep_keys}
         crypto = tuple(
-            generate_crypto(tag, suite, token_bytes=token_bytes)
+            replace(kept[suite], tag=tag)
+            if suite in kept
+            else generate_crypto(tag, suite, token_bytes=token_bytes)
             for tag, suite in enumerate(local.suites, 1)
         )
         security = [Attribute("crypto", str(c)) for c in crypto]
@@ -296,6 +305,29 @@ def _effective_direction(sdp: SessionDescription, media: MediaDescription) -> Di
     if connection is not None and connection.is_hold_address:
         direction = direction.without_receive()
     return direction
+
+
+def peer_direction(sdp: SessionDescription, media_index: int) -> Direction:
+    """The direction the peer wrote for the audio stream at ``media_index`` of its offer or
+    answer, with an old-style hold (``c=0.0.0.0``, RFC 3264 §8.4) read as "do not send to me".
+    A peer whose direction does not receive has put us on hold (RFC 6337 §5.3)."""
+    if not 0 <= media_index < len(sdp.media):
+        raise NegotiationError(f"no m-line {media_index} in the SDP")
+    return _effective_direction(sdp, sdp.media[media_index])
+
+
+def has_srtp(sdp: SessionDescription, media_index: int | None = None) -> bool:
+    """Does this SDP offer (or, with ``media_index``, answer) keys for SRTP audio? DTLS-SRTP
+    (``UDP/TLS/RTP/SAVP``, RFC 5764) or ``a=crypto`` lines (SDES, RFC 4568, on ``RTP/SAVP`` or
+    best effort on ``RTP/AVP``); an ``RTP/SAVP`` line without keys cannot be encrypted. Used
+    to tell a downgrade from other refusals."""
+    if media_index is not None:
+        if not 0 <= media_index < len(sdp.media):
+            return False
+        candidates = [sdp.media[media_index]]
+    else:
+        candidates = [m for m in sdp.media if m.media == "audio" and not m.rejected]
+    return any(m.proto in _DTLS_PROTOS or bool(m.get_values("crypto")) for m in candidates)
 
 
 def _usable_fingerprints(fingerprints: list[Fingerprint]) -> tuple[Fingerprint, ...] | str:
