@@ -5,6 +5,7 @@ and prints what happens.
                     [--exit-after registered|call-ended] [--pin-store PATH]
                     [--call URI | --auto-answer] [--play WAV] [--record WAV]
                     [--hangup-after SECONDS] [--stats-interval SECONDS]
+                    [--sipsec-policy accept|reject|ask] [--fallback-sips]
 
 Standard output carries one JSON object per line, each with ``"event"`` first (the events of
 :mod:`softphone.ua.events`): ``trust_required`` (the report: identity, every problem with its
@@ -25,6 +26,15 @@ Calls: ``--call URI`` places one call once registered; ``--auto-answer`` answers
 other side hears, looped for the whole call (default: silence); ``--record WAV`` records what
 we hear (48 kHz mono 16-bit; every call of the run, one after the other).
 ``--hangup-after SECONDS`` hangs up that long after a call is established.
+
+End-to-end calls (draft-gurbani-sip-sipsec-01 §6): ``--call sipsec:bob@biloxi.test`` sends a
+CONNECT, opens the nested TLS through the proxies and calls inside it; ``tunnel_state``
+(``connecting``, ``tunnel-open``, ``verified``, ``failed`` with the reason, ``closed``) and
+``peer_identity`` (the AOR the certificate names, its fingerprint, ``identity_state``, the
+safety number) are printed too. ``--fallback-sips`` is the consent to call the same address as
+``sips:`` (encrypted to each server only) when the path does not do sipsec; without it the
+reason says how to retry. ``--sipsec-policy`` overrides the account's ``sipsec_accept`` for
+incoming tunnels (``ask`` has nobody to ask here and so declines).
 
 A certificate that is not trusted is answered by ``--on-untrusted``: ``reject`` (default: the
 "Don't connect" button), ``ask`` (a y/n/always question on the terminal; the default answer is
@@ -64,7 +74,13 @@ from softphone.media.wav import WavReader, WavWriter
 from softphone.security.certificates import fingerprint_hex
 from softphone.security.trust import TrustDecision, TrustDecisionRequired
 from softphone.storage import default_pin_store_path
-from softphone.ua.account import Account, AccountError, ensure_instance_id, load_account
+from softphone.ua.account import (
+    Account,
+    AccountError,
+    SipsecAccept,
+    ensure_instance_id,
+    load_account,
+)
 from softphone.ua.call import Call, CallError, CallPhase
 from softphone.ua.events import CallState, Event, MediaStarted, RegistrationFailed
 from softphone.ua.registration import RegistrationError
@@ -147,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=STATS_INTERVAL,
         help="print media_statistics this often during a call; 0: only the final one "
         f"(default: {STATS_INTERVAL:g})",
+    )
+    parser.add_argument(
+        "--sipsec-policy",
+        choices=[p.value for p in SipsecAccept],
+        default=None,
+        help="incoming end-to-end (sipsec) calls: accept, reject or ask (overrides the "
+        "account's sipsec_accept; ask declines when nobody can answer)",
+    )
+    parser.add_argument(
+        "--fallback-sips",
+        action="store_true",
+        help="if a sipsec: call cannot be made end to end because the path does not support "
+        "it, call the same address as sips: (encrypted to each server only)",
     )
     parser.add_argument(
         "--pin-store",
@@ -383,6 +412,7 @@ async def _run(args: argparse.Namespace, account: Account, recorder: _Recorder |
         on_event=on_event,
         on_incoming_call=calls.incoming,
         auto_answer=args.auto_answer,
+        sipsec_policy=args.sipsec_policy,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -420,7 +450,12 @@ async def _drive(
             return EXIT_OK
         if args.call is not None:
             try:
-                call = await ua.call(args.call, source=calls.source(), sink=calls.recorder)
+                call = await ua.call(
+                    args.call,
+                    source=calls.source(),
+                    sink=calls.recorder,
+                    allow_sips_fallback=args.fallback_sips,
+                )
             except CallError as exc:
                 ended = CallState(
                     call_id="",

@@ -21,9 +21,23 @@ We always send from the port we receive on (symmetric RTP, RFC 4961). SSRC, firs
 number and first timestamp are random (RFC 3550 §5.1, RFC 3711 §9.2: SRTP's security does not
 depend on it, but predictable values help an attacker splice packets).
 
+DTLS-SRTP (RFC 5763/5764, :mod:`softphone.media.dtls`): given a ``dtls`` endpoint, the
+session runs the handshake on the RTP socket before any media. Datagrams are told apart by
+their first byte (RFC 7983 §7): 0-3 STUN (we do no ICE: dropped, counted ``stun``), 20-63
+DTLS (fed to the endpoint, only from the peer's address), 128-191 RTP/RTCP, anything else is
+garbage (``malformed``). Until the handshake is done nothing is sent but DTLS, and SRTP that
+arrives early is dropped (``before-keys``). When it completes, SRTP is keyed from the
+exported material and :meth:`MediaSession.wait_secured` returns the keys' suite; when it
+fails (fingerprint mismatch, no certificate, no handshake within the bound, an alert) no media
+is ever sent, :meth:`~MediaSession.wait_secured` raises the :class:`~softphone.media.dtls.DtlsError`
+and :class:`MediaSecurityFailed` is emitted: the call ends with its reason (fail closed).
+DTLS records after the handshake (retransmissions, strangers' forgeries) are answered by
+OpenSSL or dropped and counted (``dtls-after-handshake``); they never change the keys.
+
 Events go to ``on_event``: :class:`MediaStatistics` every ``stats_interval``,
 :class:`MediaTimeout` when no RTP arrived for ``media_timeout`` seconds while the peer should
-be sending, :class:`MediaResumed`, :class:`SourceLatched`, :class:`DtmfReceived`.
+be sending, :class:`MediaResumed`, :class:`SourceLatched`, :class:`DtmfReceived`,
+:class:`MediaSecurityFailed`.
 """
 
 from __future__ import annotations
@@ -43,6 +57,7 @@ from typing import Any
 from aiortc.rtp import RtpPacket
 
 from softphone.media.codecs import INTERNAL_FRAME_SAMPLES, CodecPipeline
+from softphone.media.dtls import DtlsEndpoint, DtlsError, DtlsState, SrtpKeys, is_dtls
 from softphone.media.dtmf import DtmfReceiver, DtmfSender
 from softphone.media.jitter import Concealer, JitterBuffer, PlayoutKind
 from softphone.media.rtcp import (
@@ -67,6 +82,7 @@ __all__ = [
     "DtmfReceived",
     "MediaEvent",
     "MediaResumed",
+    "MediaSecurityFailed",
     "MediaSession",
     "MediaStatistics",
     "MediaTimeout",
@@ -138,7 +154,47 @@ class DtmfReceived:
     duration: float
 
 
-MediaEvent = MediaStatistics | MediaTimeout | MediaResumed | SourceLatched | DtmfReceived
+@dataclass(frozen=True)
+class MediaSecurityFailed:
+    """The DTLS-SRTP handshake failed: no media flows; ``reason`` in words (fail closed)."""
+
+    reason: str
+
+
+MediaEvent = (
+    MediaStatistics
+    | MediaTimeout
+    | MediaResumed
+    | SourceLatched
+    | DtmfReceived
+    | MediaSecurityFailed
+)
+
+
+class _AwaitingKeys:
+    """The protection of a DTLS-SRTP session before its handshake is done: nothing goes out
+    and nothing comes in (the RTP loop does not send; early SRTP is dropped)."""
+
+    suite = None
+
+    def __init__(self) -> None:
+        self._drops: Counter[DropReason] = Counter()
+
+    @property
+    def drops(self) -> Counter[DropReason]:
+        return self._drops
+
+    def protect(self, packet: bytes) -> bytes:
+        raise RuntimeError("no SRTP keys yet: the DTLS handshake is not done")
+
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        raise RuntimeError("no SRTP keys yet: the DTLS handshake is not done")
+
+    def unprotect(self, packet: bytes) -> bytes | DropReason:
+        return DropReason.SRTP_ERROR  # not reached: the session drops before this
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes | DropReason:
+        return DropReason.SRTP_ERROR
 
 
 # -- sockets -------------------------------------------------------------------------------
@@ -251,6 +307,7 @@ class MediaSession:
         sink: AudioSink | None = None,
         on_event: Callable[[MediaEvent], None] | None = None,
         protection: PacketProtection | None = None,
+        dtls: DtlsEndpoint | None = None,
         media_timeout: float = 30.0,
         rtcp_interval: float = 5.0,
         stats_interval: float = 1.0,
@@ -283,6 +340,14 @@ class MediaSession:
         self._need_marker = True
         self._sent_since_report = False
         self._started_at = 0.0
+        #: DTLS-SRTP: the handshake that keys SRTP; ``None`` for SDES or plain RTP.
+        self.dtls = dtls
+        self._secured: asyncio.Future[SrtpKeys] | None = None
+        self._media_drops: Counter[str] = Counter()  # reasons outside DropReason
+        if dtls is not None:
+            if negotiated.keying is not Keying.DTLS_SRTP:
+                raise ValueError("a DTLS endpoint for a call not keyed by DTLS-SRTP")
+            protection = _AwaitingKeys()
         self._configure(negotiated, protection)
 
     # -- configuration -------------------------------------------------------------------
@@ -316,6 +381,7 @@ class MediaSession:
     def update(self, negotiated: Negotiated, protection: PacketProtection | None = None) -> None:
         """A new offer/answer (re-INVITE: hold, resume, new address, new keys or codec)."""
         old = self.negotiated
+        self._restart_media_timeout()
         same_keys = (
             protection is None
             and negotiated.keying == old.keying
@@ -331,6 +397,14 @@ class MediaSession:
         # Same keys: keep the SRTP context. A fresh one would restart the rollover counter
         # and, after a sequence wrap, reuse keystream (RFC 3711 §9.2: never twice per key).
         self._configure(negotiated, self.protection if same_keys else protection)
+
+    def _restart_media_timeout(self) -> None:
+        """The peer's silence counts from the new offer/answer: after a long hold, or with new
+        keys, the time of the last packet would otherwise end the call at once."""
+        self._timed_out = False
+        self._last_rtp = None
+        with contextlib.suppress(RuntimeError):  # not started: no loop clock needed yet
+            self._started_at = asyncio.get_running_loop().time()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -362,7 +436,24 @@ class MediaSession:
             )
             self._rtcp_transport = rtcp_transport
         self._started_at = loop.time()
+        if self.dtls is not None:
+            self._secured = loop.create_future()
+            self._send_dtls(self.dtls.start(self._started_at))
         self._task = asyncio.create_task(self._run(), name="media-session")
+
+    async def wait_secured(self) -> SrtpKeys | None:
+        """DTLS-SRTP: wait for the handshake and return its keys (``DtlsError`` if it failed:
+        the reason is in words for the person). ``None`` for SDES or plain RTP."""
+        if self.dtls is None:
+            return None
+        if self._secured is None:
+            raise RuntimeError("not started")
+        return await asyncio.shield(self._secured)
+
+    @property
+    def keyed(self) -> bool:
+        """SRTP keys are in place (always, except before a DTLS handshake completes)."""
+        return not isinstance(self.protection, _AwaitingKeys)
 
     async def stop(self) -> None:
         """Send RTCP BYE (RFC 3550 §6.6), stop the loop, close the sockets."""
@@ -373,6 +464,11 @@ class MediaSession:
             self._task = None
         with contextlib.suppress(OSError):
             self._send_rtcp(time.time(), asyncio.get_running_loop().time(), bye=True)
+            if self.dtls is not None:
+                self._send_dtls(self.dtls.close())
+        if self._secured is not None and not self._secured.done():
+            self._secured.set_exception(DtlsError("the call ended before media was secured"))
+            self._secured.exception()  # retrieved: no "never retrieved" warning
         for transport in (self._rtp_transport, self._rtcp_transport):
             if transport is not None:
                 transport.close()
@@ -401,6 +497,7 @@ class MediaSession:
         while True:
             now = loop.time()
             try:
+                self._dtls_timer(now)
                 self.tick(now)
                 if now >= next_rtcp:
                     self._send_rtcp(time.time(), now)
@@ -450,7 +547,7 @@ class MediaSession:
         self._ts = (self._ts + self._step) & 0xFFFFFFFF
 
     def _send_rtp(self, pt: int, payload: bytes, timestamp: int, marker: bool = False) -> None:
-        if self._rtp_transport is None:
+        if self._rtp_transport is None or not self.keyed:
             return
         marker = marker or self._need_marker
         self._need_marker = False
@@ -494,6 +591,8 @@ class MediaSession:
 
     def _on_rtp_socket(self, data: bytes, addr: Address) -> None:
         now = asyncio.get_running_loop().time()
+        if self.dtls is not None and not self._demultiplex(data, addr, now):
+            return
         if self.negotiated.rtcp_mux and is_rtcp(data):
             self.receive_rtcp(data, addr, now, time.time())
         else:
@@ -505,6 +604,65 @@ class MediaSession:
 
     def _drop(self, reason: DropReason) -> None:
         self._drops[reason] += 1
+
+    # -- DTLS-SRTP -------------------------------------------------------------------------
+
+    def _demultiplex(self, data: bytes, addr: Address, now: float) -> bool:
+        """RFC 7983 §7 on a DTLS-SRTP socket: ``True`` lets an RTP/RTCP packet through."""
+        assert self.dtls is not None
+        first = data[0] if data else -1
+        if 128 <= first <= 191:
+            if self.keyed:
+                return True
+            self._media_drops["before-keys"] += 1
+        elif is_dtls(data):
+            if not _same_source(addr, self._remote_rtp):
+                self._drop(DropReason.UNEXPECTED_SOURCE)  # strangers never reach OpenSSL
+            else:
+                self.receive_dtls(data, now)
+        elif 0 <= first <= 3:
+            self._media_drops["stun"] += 1  # no ICE here (RFC 7983: STUN)
+        else:
+            self._drop(DropReason.MALFORMED)
+        return False
+
+    def receive_dtls(self, data: bytes, now: float) -> None:
+        """One DTLS datagram from the peer's address (public for tests)."""
+        assert self.dtls is not None
+        if self.dtls.state in (DtlsState.CONNECTED, DtlsState.CLOSED):
+            self._media_drops["dtls-after-handshake"] += 1
+        self._send_dtls(self.dtls.receive(data, now))
+        self._dtls_progress()
+
+    def _dtls_timer(self, now: float) -> None:
+        dtls = self.dtls
+        if dtls is None or dtls.state is not DtlsState.HANDSHAKING:
+            return
+        deadline = dtls.get_timer(now)
+        if deadline is not None and now >= deadline:
+            self._send_dtls(dtls.handle_timer(now))
+            self._dtls_progress()
+
+    def _send_dtls(self, datagrams: list[bytes]) -> None:
+        if self._rtp_transport is None:
+            return
+        for datagram in datagrams:
+            self._rtp_transport.sendto(datagram, self._remote_rtp)
+
+    def _dtls_progress(self) -> None:
+        dtls, secured = self.dtls, self._secured
+        if dtls is None or secured is None or secured.done():
+            return
+        if dtls.state is DtlsState.CONNECTED and dtls.keys is not None:
+            keys = dtls.keys
+            self.protection = SrtpContext(keys.suite, keys.local_key_salt, keys.remote_key_salt)
+            self._need_marker = True
+            secured.set_result(keys)
+        elif dtls.state is DtlsState.FAILED:
+            error = dtls.error or DtlsError("the media encryption handshake failed")
+            secured.set_exception(error)
+            secured.exception()  # the call reads it through the event or wait_secured()
+            self._emit(MediaSecurityFailed(error.reason))
 
     def _accept_source(self, addr: Address, expected: Address) -> bool | None:
         """``True``: the expected source; ``None``: a stranger we may latch to if its packet
@@ -601,7 +759,7 @@ class MediaSession:
 
     def _send_rtcp(self, wall: float, now: float, *, bye: bool = False) -> None:
         transport = self._rtp_transport if self.negotiated.rtcp_mux else self._rtcp_transport
-        if transport is None:
+        if transport is None or not self.keyed:
             return
         blocks: tuple[ReportBlock, ...] = ()
         if self.remote_ssrc is not None and self._reception.received:
@@ -667,7 +825,10 @@ class MediaSession:
             rtt_ms=None if self._rtt is None else self._rtt * 1000,
             concealed=self._jitter.concealed,
             jitter_delay_ms=self._jitter.target_delay * 1000,
-            drops={reason.value: n for reason, n in sorted(self.drops.items()) if n},
+            drops={
+                **{reason.value: n for reason, n in sorted(self.drops.items()) if n},
+                **{reason: n for reason, n in sorted(self._media_drops.items()) if n},
+            },
         )
 
 

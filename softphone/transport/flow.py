@@ -13,6 +13,8 @@ Contract::
     flow.start_keepalive(interval)    # CRLFCRLF every ~interval s; a CRLF pong due in 10 s
     reason = await flow.closed        # resolves (never raises) when the flow is gone
     flow.close("why")
+    flow.stop_keepalive()             # before a CONNECT: no ping may land inside a tunnel
+    stream, rest = await flow.detach()  # sipsec: the connection becomes the tunnel (below)
 
 Rules kept here:
 
@@ -43,6 +45,14 @@ answer is :attr:`UDPFlow.mapped_address` and its change is a flow failure (§4.4
 that never answers STUN (``expect_pong=None`` and the first request unanswered) is not judged:
 :attr:`UDPFlow.stun_supported` becomes False, the pings stop, and the UA keeps the binding (and
 NAT mapping) alive by refreshing the registration only.
+
+draft-gurbani-sip-sipsec-01 §6.6: the connection that carried a CONNECT and its 2xx becomes the
+tunnel. :meth:`Flow.pause_reading` stops the read loop (and keep-alives) and waits until it has
+stopped, so the peer's ClientHello that follows a 200 we send is never read as SIP;
+:meth:`Flow.detach` then hands over the stream and the bytes already read but not framed. The
+flow counts as closed from then on, and :meth:`Flow.close` leaves the stream to its new owner.
+A flow over a nested TLS (the tunnel itself) finds its local address through ``.lower``.
+``Flow.on_trace`` (set by the UA) sees every SIP message sent or received (the SIP trace).
 
 Exceptions::
 
@@ -224,6 +234,12 @@ class Flow:
         self.closed = asyncio.get_running_loop().create_future()
         self._pong = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._read_task: asyncio.Task[None] | None = None
+        self._keepalive_tasks: list[asyncio.Task[None]] = []
+        #: True once :meth:`detach` handed the connection to a sipsec tunnel.
+        self.detached = False
+        #: Called with ("sent"|"received", message) for every SIP message (the SIP trace).
+        self.on_trace: Callable[[str, Message], None] | None = None
         self.messages_sent = 0
         self.messages_received = 0
         self.pings_sent = 0
@@ -240,8 +256,12 @@ class Flow:
     @property
     def local_address(self) -> tuple[str, int]:
         """Our end of the connection (for Via sent-by and the Contact, RFC 3261 §18.1.1)."""
-        tcp = self._stream.lower if isinstance(self._stream, TLSStream) else self._stream
-        assert isinstance(tcp, TCPStream)
+        # A nested TLS (sipsec tunnel) sits on another TLS: walk down to the TCP stream.
+        tcp: object = self._stream
+        while not isinstance(tcp, TCPStream) and hasattr(tcp, "lower"):
+            tcp = tcp.lower
+        if not isinstance(tcp, TCPStream):
+            return ("0.0.0.0", 0)  # noqa: S104  # only for a transport without a socket
         sockname = tcp.get_extra_info("sockname")
         if isinstance(sockname, tuple) and len(sockname) >= 2:
             return str(sockname[0]), int(sockname[1])
@@ -255,7 +275,7 @@ class Flow:
 
     def start(self, on_message: MessageHandler) -> None:
         """Start reading; each whole message goes to ``on_message`` (called in the loop)."""
-        self._spawn(self._read_loop(on_message))
+        self._read_task = self._spawn(self._read_loop(on_message))
 
     def start_keepalive(self, interval: float, *, expect_pong: bool | None = True) -> None:
         """Ping every 80-100 % of ``interval`` seconds (RFC 5626 §4.4.1).
@@ -267,7 +287,46 @@ class Flow:
         """
         if interval <= 0:
             raise ValueError("the keep-alive interval must be positive")
-        self._spawn(self._keepalive_loop(interval, expect_pong))
+        self._keepalive_tasks.append(self._spawn(self._keepalive_loop(interval, expect_pong)))
+
+    def stop_keepalive(self) -> None:
+        """Stop pinging (draft-gurbani-sip-sipsec-01 §6.6: once a CONNECT may turn this
+        connection into a tunnel, a CRLF ping would land inside the end-to-end TLS)."""
+        tasks, self._keepalive_tasks = self._keepalive_tasks, []
+        for task in tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+
+    async def pause_reading(self) -> None:
+        """Stop the read loop and keep-alives without closing (sends still work), and wait
+        until the read loop has really stopped: no byte read after this returns is taken
+        for SIP. The first half of :meth:`detach`."""
+        self.stop_keepalive()
+        task, self._read_task = self._read_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def detach(
+        self, reason: str = "handed over to an end-to-end (sipsec) tunnel"
+    ) -> tuple[TLSStream | TCPStream, bytes]:
+        """Hand the connection over (draft-gurbani-sip-sipsec-01 §6.6: the connection that
+        carried the CONNECT and its 2xx becomes the tunnel): stop reading and pinging, and
+        return the underlying stream and the bytes already read but not framed as SIP.
+
+        The flow then counts as closed (``closed`` resolves with ``reason``) but
+        :meth:`close` no longer touches the stream: its new owner closes it."""
+        await self.pause_reading()
+        self.detached = True
+        # Bytes held by the framer waiting for "the rest of a message" are the start of what
+        # the tunnel carries (StreamFramer has no public way to hand its buffer back).
+        leftover = bytes(self._framer._buffer)
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        return self._stream, leftover
 
     def send(self, message: Message) -> None:
         """Write the whole message at once: one ``write`` (one TLS record up to 16 KiB, one
@@ -281,6 +340,14 @@ class Flow:
             self.close(reason)
             raise FlowClosedError(reason) from exc
         self.messages_sent += 1
+        self._trace("sent", message)
+
+    def _trace(self, direction: str, message: Message) -> None:
+        if self.on_trace is not None:
+            try:
+                self.on_trace(direction, message)
+            except Exception:  # a broken trace consumer must not break the flow
+                log.exception("the SIP trace consumer failed")
 
     async def ping(self) -> bool:
         """Send one CRLF CRLF ping and wait up to :attr:`pong_timeout` s for the pong
@@ -306,8 +373,9 @@ class Flow:
         unless it has already resolved with an earlier one."""
         if not self.closed.done():
             self.closed.set_result(reason)
-        with contextlib.suppress(OSError, RuntimeError, TLSStreamError):
-            self._stream.close()
+        if not self.detached:
+            with contextlib.suppress(OSError, RuntimeError, TLSStreamError):
+                self._stream.close()
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
@@ -322,9 +390,10 @@ class Flow:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.append(task)
+        return task
 
     def _write_raw(self, data: bytes) -> None:
         if self.closed.done():
@@ -392,6 +461,7 @@ class Flow:
 
     def _deliver(self, message: Message, on_message: MessageHandler) -> None:
         self.messages_received += 1
+        self._trace("received", message)
         on_message(message)
 
     async def _keepalive_loop(self, interval: float, expect_pong: bool | None) -> None:
@@ -470,6 +540,7 @@ class UDPFlow(Flow):
             raise UDPTooLargeError(exc) from exc
         self._write_raw(data)
         self.messages_sent += 1
+        self._trace("sent", message)
 
     def close(self, reason: str = "closed by us") -> None:
         if not self.closed.done():

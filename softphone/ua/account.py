@@ -18,13 +18,23 @@ Example (``~/.config/softphone/alice.toml``)::
     display_name = "Alice"
     send_display_name = true              # put display_name in From (off by default: privacy)
     srtp = "mandatory"                    # "mandatory" | "optional" | "off"
+    keying = "sdes"                       # how our offers key SRTP: "sdes" | "dtls-srtp"
     sipsec_accept = "ask"                 # incoming sipsec tunnels: "accept" | "reject" | "ask"
+    sipsec_reveal_identity = false        # put your AOR in the CONNECT's From (default: anonymous)
+    sipsec_handshake_timeout = 5.0        # seconds the end-to-end TLS handshake may take
     smime = "off"                         # "off" | "sign" | "sign+encrypt"
     expires = 600                         # registration interval, seconds (60 .. 2^32-1)
     transport = ["tls"]                   # preference order of "tls", "tcp", "udp"
     identity = "alice.pem"                # your certificate and private key (PEM)
     outbound = true                       # RFC 5626 outbound (flows and keep-alives)
     instance_id = "urn:uuid:..."          # RFC 5626 §4.1, written once by ensure_instance_id
+
+sipsec (draft-gurbani-sip-sipsec-01 §6.3-6.4): a CONNECT reveals no more than routing needs.
+By default its From is ``<sip:anonymous@anonymous.invalid>`` (RFC 3323 style) with no display
+name, User-Agent, Subject or Contact; ``sipsec_reveal_identity = true`` puts your AOR there
+instead (every proxy on the way then sees who is calling whom). ``sipsec_handshake_timeout``
+bounds the wait for the nested TLS handshake after the CONNECT's 2xx: a proxy that forwards the
+CONNECT but does not go transparent ends the call with that explanation within this time.
 
 Every key but ``aor`` is optional. Unknown keys are errors, with a "did you mean" suggestion,
 because a misspelt ``srtp`` must not silently leave calls unencrypted. Each error names the
@@ -56,6 +66,7 @@ __all__ = [
     "MIN_EXPIRES",
     "Account",
     "AccountError",
+    "MediaKeying",
     "Nameserver",
     "ResolveEntry",
     "SipsecAccept",
@@ -98,6 +109,14 @@ class SipsecAccept(StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
     ASK = "ask"
+
+
+class MediaKeying(StrEnum):
+    """How our offers key SRTP (softphone.media.dtls: one keying per offer; as answerer we
+    accept either): SDES ``a=crypto`` (RFC 4568) or DTLS-SRTP (RFC 5763/5764)."""
+
+    SDES = "sdes"
+    DTLS_SRTP = "dtls-srtp"
 
 
 class SmimeMode(StrEnum):
@@ -210,7 +229,10 @@ class Account:
     display_name: str | None = None
     send_display_name: bool = False
     srtp: SrtpPolicy = SrtpPolicy.MANDATORY
+    keying: MediaKeying = MediaKeying.SDES
     sipsec_accept: SipsecAccept = SipsecAccept.ASK
+    sipsec_reveal_identity: bool = False
+    sipsec_handshake_timeout: float = 5.0
     smime: SmimeMode = SmimeMode.OFF
     expires: int = DEFAULT_EXPIRES
     transport: tuple[Transport, ...] = ()
@@ -433,7 +455,7 @@ def _toml_string(text: str) -> str:
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return str(value)
     if isinstance(value, Enum):
         return _toml_string(str(value.value))
@@ -548,6 +570,12 @@ def _expires_value(value: object, _base: Path) -> int:
     return value
 
 
+def _seconds_value(value: object, _base: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _InvalidValueError(f"must be a number of seconds, not {_kind(value)}")
+    return float(value)
+
+
 def _transport_value(value: object, _base: Path) -> tuple[Transport, ...]:
     choices = ", ".join(f'"{t.value}"' for t in Transport)
     result: list[Transport] = []
@@ -579,7 +607,10 @@ _CONVERTERS: dict[str, Callable[[object, Path], Any]] = {
     "display_name": _text_value,
     "send_display_name": _boolean,
     "srtp": _choice(SrtpPolicy),
+    "keying": _choice(MediaKeying),
     "sipsec_accept": _choice(SipsecAccept),
+    "sipsec_reveal_identity": _boolean,
+    "sipsec_handshake_timeout": _seconds_value,
     "smime": _choice(SmimeMode),
     "expires": _expires_value,
     "transport": _transport_value,
@@ -728,9 +759,11 @@ def _normalise(account: Account) -> Iterator[tuple[str, str]]:
 _FIELD_TYPES: tuple[tuple[str, type, bool], ...] = (
     # (key, type, None allowed)
     ("srtp", SrtpPolicy, False),
+    ("keying", MediaKeying, False),
     ("sipsec_accept", SipsecAccept, False),
     ("smime", SmimeMode, False),
     ("send_display_name", bool, False),
+    ("sipsec_reveal_identity", bool, False),
     ("outbound", bool, False),
     ("ca_file", Path, True),
     ("identity", Path, True),
@@ -751,6 +784,11 @@ def _field_problems(account: Account) -> Iterator[tuple[str, str]]:
         value = getattr(account, key)
         if not isinstance(value, tuple) or not all(isinstance(v, kind) for v in value):
             yield key, f"must be a tuple of {kind.__name__}"
+    timeout = account.sipsec_handshake_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        yield "sipsec_handshake_timeout", "must be a number of seconds"
+    elif not 0.1 <= timeout <= 120:
+        yield "sipsec_handshake_timeout", f"must be from 0.1 to 120 seconds, not {timeout}"
     if isinstance(account.expires, bool) or not isinstance(account.expires, int):
         yield "expires", "must be a whole number of seconds"
     elif not MIN_EXPIRES <= account.expires <= MAX_EXPIRES:

@@ -14,6 +14,8 @@ no password, no Digest response, no private key, only what the person may see.
 ``connection_restored``  a new flow replaced it
 ``call_state``           a call is calling, ringing, established or ended (with why)
 ``media_started``        audio flows: codec, SRTP suite, keying, who can listen (UX.md)
+``tunnel_state``         a sipsec tunnel (draft-gurbani-sip-sipsec-01 §6) changed state
+``peer_identity``        who is on the other end of a sipsec call, and how we know
 =======================  ===========================================================
 """
 
@@ -39,10 +41,12 @@ __all__ = [
     "Event",
     "JsonValue",
     "MediaStarted",
+    "PeerIdentity",
     "Registered",
     "RegistrationFailed",
     "TrustProblem",
     "TrustRequired",
+    "TunnelState",
     "Unregistered",
     "event_from_json",
 ]
@@ -338,6 +342,78 @@ class MediaStarted(Event):
             raise ValueError("unencrypted audio must be described as 'Audio not encrypted'")
 
 
+#: The states a sipsec tunnel reports (draft-gurbani-sip-sipsec-01 §6.7, Figure 3).
+TUNNEL_STATES = ("connecting", "tunnel-open", "verified", "failed", "closed")
+#: UX.md "Who is on the other end (identity)?".
+IDENTITY_STATES = ("claimed", "certificate", "seen-before", "verified", "changed")
+
+
+@dataclass(frozen=True)
+class TunnelState(Event):
+    """A sipsec tunnel changed state (draft-gurbani-sip-sipsec-01 §6.4-6.5): ``connecting``
+    (CONNECT sent or received), ``tunnel-open`` (the 2xx passed and the end-to-end TLS
+    handshake completed), ``verified`` (the peer's certificate was accepted: the INVITE may go
+    inside), ``failed`` (``reason`` says why in words), ``closed``. ``tunnel_id`` is the
+    CONNECT's Call-ID (what the proxies saw), ``call_id`` the Call-ID of the call inside once
+    known. ``proxy_transparent``: whether the proxies went transparent (None: not known)."""
+
+    name: ClassVar[str] = "tunnel_state"
+
+    tunnel_id: str
+    direction: str  # "outgoing" | "incoming"
+    peer: str
+    state: str
+    reason: str = ""
+    proxy_transparent: bool | None = None
+    call_id: str = ""
+
+    def __post_init__(self) -> None:
+        for what in ("tunnel_id", "peer", "reason", "call_id"):
+            _check_str(what, getattr(self, what))
+        if self.direction not in ("outgoing", "incoming"):
+            raise ValueError(f"direction must be outgoing or incoming, not {self.direction!r}")
+        if self.state not in TUNNEL_STATES:
+            raise ValueError(f"state must be one of {', '.join(TUNNEL_STATES)}, not {self.state!r}")
+        if self.proxy_transparent is not None and not isinstance(self.proxy_transparent, bool):
+            raise TypeError("proxy_transparent must be a bool or None")
+        if self.state == "failed" and not self.reason:
+            raise ValueError("a failed tunnel must say why")
+
+
+@dataclass(frozen=True)
+class PeerIdentity(Event):
+    """Who is on the other end of sipsec call ``call_id`` (UX.md identity states):
+    ``peer_aor`` the address the certificate names, ``fingerprint`` its SHA-256
+    (``AB:CD:...``), ``identity_state`` one of ``claimed`` (accepted by a person without a
+    CA or pin vouching), ``certificate`` (chains to a trusted CA), ``seen-before`` (matches the
+    pinned certificate), ``verified`` (the safety number was compared), ``changed`` (another
+    certificate was pinned: accepted by a person despite the warning) and ``safety_number``
+    (60 digits in groups of five) when both certificates are known."""
+
+    name: ClassVar[str] = "peer_identity"
+
+    call_id: str
+    tunnel_id: str
+    peer_aor: str
+    fingerprint: str
+    identity_state: str
+    safety_number: str | None = None
+
+    def __post_init__(self) -> None:
+        for what in ("call_id", "tunnel_id", "fingerprint"):
+            _check_str(what, getattr(self, what))
+        _check_uri("peer_aor", self.peer_aor)
+        if self.identity_state not in IDENTITY_STATES:
+            raise ValueError(
+                f"identity_state must be one of {', '.join(IDENTITY_STATES)}, "
+                f"not {self.identity_state!r}"
+            )
+        if self.safety_number is not None:
+            groups = self.safety_number.split(" ")
+            if len(groups) != 12 or not all(len(g) == 5 and g.isdigit() for g in groups):
+                raise ValueError("safety_number must be 12 groups of 5 digits")
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
@@ -349,6 +425,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ConnectionRestored,
         CallState,
         MediaStarted,
+        TunnelState,
+        PeerIdentity,
     )
 }
 
@@ -373,3 +451,71 @@ def event_from_json(data: dict[str, Any]) -> Event:
         return kind(**values)
     except TypeError as exc:
         raise ValueError(f"bad {kind.name} event: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CallHeld(Event):
+    """Call ``call_id`` was put on hold or taken off it (RFC 3264 §8.4, RFC 6337 §5.3): ``by``
+    ``"us"`` (our re-INVITE with ``a=sendonly``/``a=inactive``: we send no audio) or
+    ``"peer"`` (their offer or answer says "do not send to me": we send no audio either);
+    ``held`` False when that side resumed. Both can hold at once; each change is one event.
+    The call stays ``established`` in :class:`CallState` throughout."""
+
+    name: ClassVar[str] = "call_held"
+
+    call_id: str
+    by: str  # "us" | "peer"
+    held: bool
+
+    def __post_init__(self) -> None:
+        _check_str("call_id", self.call_id)
+        if self.by not in ("us", "peer"):
+            raise ValueError(f"by must be us or peer, not {self.by!r}")
+        if not isinstance(self.held, bool):
+            raise TypeError("held must be a bool")
+
+
+#: RFC 4733 §3.2 events 0-15 as the digits a person presses.
+DTMF_DIGITS = "0123456789*#ABCD"
+
+
+@dataclass(frozen=True)
+class DtmfReceived(Event):
+    """The peer pressed ``digit`` (one of ``0-9 * # A-D``), received as an RFC 4733
+    telephone-event in call ``call_id``; reported once per key press."""
+
+    name: ClassVar[str] = "dtmf_received"
+
+    call_id: str
+    digit: str
+
+    def __post_init__(self) -> None:
+        _check_str("call_id", self.call_id)
+        _check_str("digit", self.digit)
+        if len(self.digit) != 1 or self.digit not in DTMF_DIGITS:
+            raise ValueError(f"digit must be one of {DTMF_DIGITS}, not {self.digit!r}")
+
+
+@dataclass(frozen=True)
+class MediaDowngraded(Event):
+    """The audio of call ``call_id`` is no longer encrypted: a re-INVITE (or the answer to
+    ours) dropped SRTP and the account's SRTP policy is ``optional``, so the call goes on in
+    clear. Never silent (issue 4): ``reason`` in words, ``audio`` is UX.md's "Audio not
+    encrypted". Under the ``mandatory`` policy the call ends instead (``call_state`` ended
+    with the downgrade reason)."""
+
+    name: ClassVar[str] = "media_downgraded"
+
+    call_id: str
+    reason: str
+    audio: str = "Audio not encrypted"
+
+    def __post_init__(self) -> None:
+        for what in ("call_id", "reason", "audio"):
+            _check_str(what, getattr(self, what))
+        if self.audio != "Audio not encrypted":
+            raise ValueError("downgraded audio must be described as 'Audio not encrypted'")
+
+
+__all__ += ["CallHeld", "DtmfReceived", "MediaDowngraded"]
+EVENT_TYPES.update({cls.name: cls for cls in (CallHeld, DtmfReceived, MediaDowngraded)})

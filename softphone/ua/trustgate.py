@@ -197,6 +197,51 @@ class TrustGate:
         decision = await self._decide(required)
         return self._carry_out(pins, report, decision, now)
 
+    async def check_identity(
+        self,
+        chain: Sequence[x509.Certificate],
+        identity: Identity,
+        purpose: Purpose,
+        close_now: Callable[[], None],
+        *,
+        waiting_for: str,
+    ) -> tuple[PeerVerdict, TrustReport]:
+        """Decide about a sipsec peer's certificate for the AOR ``identity``
+        (draft-gurbani-sip-sipsec-01 §6.4 for the callee's certificate, ``Purpose.SERVER``;
+        §6.5 for the caller's, ``Purpose.CLIENT``): "If the UAC does not trust the identity of
+        the UAS based on the information contained in the certificate, it MUST present this
+        information to the user ... and allow it to make a decision".
+
+        The same rules as :meth:`check`: a clean report or a pinned certificate goes on; a
+        finding never overridable is refused; anything else is a question, and a changed pin
+        is never answered by a policy. Returns the verdict and the report (for the identity
+        state shown with the call). ``close_now`` is not called: the tunnel's owner closes
+        it on a refusal (close_notify first)."""
+        del close_now  # same signature as check(); nothing closes before the question here
+        try:
+            pins = load_pin_store(self.pin_store_path)
+        except (OSError, PinStoreError) as exc:
+            report = evaluate(chain, identity, now=self._clock(), anchors=self.anchors)
+            reason = f"Not connected: the trust store is unreadable ({exc})"
+            return PeerVerdict(False, reason=reason), report
+        now = self._clock()
+        report = evaluate(
+            chain, identity, now=now, anchors=self.anchors, pins=pins, purpose=purpose
+        )
+        self.last_report = report
+        automatic = decide_automatically(report)
+        if automatic is TrustDecision.ACCEPT_ONCE:
+            return PeerVerdict(True), report
+        if automatic is TrustDecision.REJECT:
+            self._emit(TrustRequired.from_report(report, waiting_for))
+            return PeerVerdict(False, reason=f"Not connected: {report.headline}"), report
+        required = TrustDecisionRequired(report, waiting_for)
+        self._emit(TrustRequired.from_required(required))
+        decision = await self._decide(required)
+        verdict = self._carry_out(pins, report, decision, now)
+        # A tunnel is never re-opened to the same certificate: no reconnect requirement.
+        return PeerVerdict(verdict.accepted, verdict.reason), report
+
     async def _decide(self, required: TrustDecisionRequired) -> TrustDecision:
         if required.loud and self.policy is not TrustPolicy.ASK:
             log.warning("changed certificate for %s: only a person may accept it", required)

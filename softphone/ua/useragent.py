@@ -40,6 +40,18 @@ it is answered at once. 407/401 to an INVITE are answered from a Digest client o
 (kept apart from the REGISTER one so that neither request carries the other's credentials);
 its cached challenge lets the next INVITE carry credentials pre-emptively.
 
+End-to-end calls (draft-gurbani-sip-sipsec-01 §6, :mod:`softphone.ua.sipsec`)::
+
+    call = await ua.call("sipsec:bob@biloxi.test")   # CONNECT, nested TLS, trust, INVITE inside
+
+take over the registration flow (it becomes the tunnel) and then register again on a new
+connection in the background. A CONNECT arriving on the flow is answered by the account's
+``sipsec_accept`` policy (or ``sipsec_policy=``; ``tunnel_answerer`` answers "ask"). The
+identity certificate is ``identity=`` or the one in the identity store. ``on_trace`` receives
+a :class:`~softphone.ua.trace.TraceEntry` for every SIP message on any flow and for each
+end-to-end TLS handshake; :class:`~softphone.ua.events.TunnelState` and
+:class:`~softphone.ua.events.PeerIdentity` events say what the tunnel and the peer are.
+
 UDP (``sip:`` registrars only; :class:`~softphone.transport.flow.UDPFlow`): used when the
 account lists ``"udp"`` in ``transport`` or, with no ``transport`` list, when the registrar URI
 says ``;transport=udp`` (it is never picked by itself: TLS, then TCP, is the default order).
@@ -73,6 +85,7 @@ from cryptography import x509
 from softphone.media.tone import AudioSink, FrameSource
 from softphone.sdp.policy import SrtpPolicy
 from softphone.security.certificates import fingerprint_hex
+from softphone.security.identity import IdentityError, IdentityMaterial
 from softphone.sip.dialog import DialogId, new_tag
 from softphone.sip.digest import DigestClient
 from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
@@ -101,7 +114,7 @@ from softphone.transport.flow import (
     open_flow,
 )
 from softphone.transport.locate import LocateError, ResolverConfig, Transport, locate
-from softphone.ua.account import Account, new_instance_id
+from softphone.ua.account import Account, SipsecAccept, new_instance_id
 from softphone.ua.account import Transport as AccountTransport
 from softphone.ua.call import Call, CallDirection, CallError, CallPhase, parse_target
 from softphone.ua.events import (
@@ -110,6 +123,7 @@ from softphone.ua.events import (
     ConnectionRestored,
     Event,
     MediaStarted,
+    PeerIdentity,
     Registered,
     RegistrationFailed,
     Unregistered,
@@ -123,6 +137,15 @@ from softphone.ua.registration import (
     refresh_delay,
 )
 from softphone.ua.secrets import SecretsError, get_password
+from softphone.ua.sipsec import (
+    SipsecCallError,
+    TunnelAnswerer,
+    TunnelHost,
+    answer_connect,
+    dial,
+    is_sipsec_uri,
+)
+from softphone.ua.trace import Protection, TraceEntry, TraceHandler, first_line_of
 from softphone.ua.trustgate import Answerer, TrustGate, TrustPolicy, load_anchors
 
 __all__ = ["Backoff", "EventHandler", "IncomingCallHandler", "UserAgent"]
@@ -176,6 +199,10 @@ class UserAgent:
         on_incoming_call: IncomingCallHandler | None = None,
         auto_answer: bool = False,
         media_timeout: float = 30.0,
+        identity: IdentityMaterial | None = None,
+        tunnel_answerer: TunnelAnswerer | None = None,
+        sipsec_policy: SipsecAccept | str | None = None,
+        on_trace: TraceHandler | None = None,
     ) -> None:
         """``password`` defaults to the keyring or ``password_env``
         (:func:`~softphone.ua.secrets.get_password`), read when registering. ``anchors``
@@ -221,6 +248,15 @@ class UserAgent:
             Transaction, tuple[Callable[[Response], None], Callable[[str], None]]
         ] = {}
         self._call_tasks: set[asyncio.Task[None]] = set()
+        # -- sipsec (softphone.ua.sipsec) --
+        self._identity = identity
+        self.tunnel_answerer = tunnel_answerer
+        #: Overrides the account's ``sipsec_accept`` (the agent's ``--sipsec-policy``).
+        self.sipsec_policy = None if sipsec_policy is None else SipsecAccept(sipsec_policy)
+        self.on_trace = on_trace
+        self._tunnel_busy = False
+        self._tunnels: set[TunnelHost] = set()
+        self._peer_identities: dict[Call, PeerIdentity] = {}
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -235,11 +271,28 @@ class UserAgent:
         *,
         source: FrameSource | None = None,
         sink: AudioSink | None = None,
+        allow_sips_fallback: bool = False,
     ) -> Call:
         """Call ``uri`` (``sips:bob@example.test``, or just ``bob``) over the registered flow;
         the :class:`~softphone.ua.call.Call` returned is ``calling``. Raises
         :class:`~softphone.ua.call.CallError` when not registered, or when SRTP is mandatory
-        and the flow is not TLS (no keys in clear SDP, no call without SRTP)."""
+        and the flow is not TLS (no keys in clear SDP, no call without SRTP).
+
+        ``sipsec:bob@biloxi.test`` (draft-gurbani-sip-sipsec-01 §6.4, :mod:`softphone.ua.
+        sipsec`): returns once the tunnel is open, its certificate accepted and the INVITE
+        sent inside it; a :class:`~softphone.ua.sipsec.SipsecCallError` says why not. When the
+        path does not do sipsec and ``allow_sips_fallback`` (the person's explicit consent),
+        the same address is then called as ``sips:`` (encrypted to each server only)."""
+        if is_sipsec_uri(uri):
+            try:
+                return await dial(self, uri, source=source, sink=sink)
+            except SipsecCallError as exc:
+                if not (allow_sips_fallback and exc.fallback_ok):
+                    raise
+                log.info("sipsec failed (%s); falling back to sips: as agreed", exc.reason)
+                await self._wait_registered()
+                fallback = "sips:" + uri.strip().split(":", 1)[1]
+                return await self.call(fallback, source=source, sink=sink)
         flow = self.flow
         if self._closing or flow is None or flow.is_closed:
             raise CallError("not connected to the registrar: register first")
@@ -318,6 +371,8 @@ class UserAgent:
         finally:
             self._closing = True
             await self._stop_maintenance()
+            for tunnel in list(self._tunnels):
+                await tunnel.aclose("the user agent closed")
             if self.flow is not None:
                 await self.flow.aclose("the user agent closed")
             if self._timer_task is not None:
@@ -407,6 +462,7 @@ class UserAgent:
         old, self.flow = self.flow, flow
         if old is not None and old is not flow:
             old.close("replaced by a new connection")
+        flow.on_trace = self._tracer(flow, "tls-hop" if flow.transport == "TLS" else "none")
         flow.start(lambda message: self._on_message(flow, message))
         flow.closed.add_done_callback(lambda _: self._flow_closed(flow))
 
@@ -476,16 +532,22 @@ class UserAgent:
                     flow.close(f"refreshing failed ({exc.reason})")
                     reason = exc.reason
             self.state = RegistrationState.REGISTERING
+            if flow.detached:
+                # draft-gurbani-sip-sipsec-01 §6.6: the flow became a sipsec tunnel and the
+                # proxy dropped its bindings: register again on a new connection, at once.
+                if not await self._re_establish(flow.remote, announce=False):
+                    return
+                continue
             self._emit(ConnectionLost(self.account.aor, flow.remote, _transport(flow), reason))
             if not await self._re_establish(flow.remote):
                 return
 
-    async def _re_establish(self, remote: str) -> bool:
+    async def _re_establish(self, remote: str, *, announce: bool = True) -> bool:
         failures = 0
         while not self._closing:
             await asyncio.sleep(self.backoff.delay(failures))
             try:
-                await self._connect_and_register(restoring=remote)
+                await self._connect_and_register(restoring=remote if announce else None)
                 return True
             except RegistrationError as exc:
                 if not exc.retryable:
@@ -605,7 +667,16 @@ class UserAgent:
             call.flow_lost(reason)
 
     def _answer(self, action: NewRequest, flow: Flow, now: float) -> None:
-        """Requests reaching us on the flow (RFC 5626 §3): OPTIONS 200, others 501."""
+        """Requests reaching us on the flow (RFC 5626 §3): OPTIONS 200, a CONNECT for a
+        sipsec tunnel (draft-gurbani-sip-sipsec-01 §6.5), others 501."""
+        if action.request.method == "CONNECT" and action.transaction is not None:
+            self._tx_flow[action.transaction] = flow
+            task = asyncio.ensure_future(
+                answer_connect(self, action.request, action.transaction, flow)
+            )
+            self._call_tasks.add(task)
+            task.add_done_callback(self._call_tasks.discard)
+            return
         if self._call_request(action, flow, now):
             return
         tx = action.transaction
@@ -639,6 +710,81 @@ class UserAgent:
         with contextlib.suppress(ValueError):
             self.calls.remove(call)
         self._call_flow.pop(call, None)
+        self._peer_identities.pop(call, None)
+
+    # -- sipsec (softphone.ua.sipsec) ----------------------------------------------------------
+
+    def peer_identity(self, call: Call) -> PeerIdentity | None:
+        """Who is on the other end of a sipsec call, and how we know (None: not sipsec)."""
+        return self._peer_identities.get(call)
+
+    def _sipsec_identity(self) -> IdentityMaterial:
+        """The user's identity certificate and key (loaded once from the identity store)."""
+        if self._identity is None:
+            # Imported here: softphone.identity_store imports softphone.ua (secrets).
+            from softphone.identity_store import IdentityStore, IdentityStoreError
+
+            try:
+                self._identity = IdentityStore.default().load()
+            except (IdentityStoreError, IdentityError, OSError) as exc:
+                raise CallError(f"create your identity first: softphone cert new ({exc})") from exc
+        return self._identity
+
+    def _flow_taken(self, flow: Flow) -> None:
+        """The registration flow became a tunnel: its keep-alive is gone with it."""
+        if self._keepalive_on is flow:
+            self._keepalive_on = None
+
+    def _resume_keepalive(self, flow: Flow) -> None:
+        """A CONNECT that did not open a tunnel: the flow goes on as before."""
+        binding = self.binding
+        if flow.is_closed or binding is None or not self.account.outbound:
+            return
+        interval = binding.flow_timer or self.keepalive_interval or DEFAULT_KEEPALIVE_INTERVAL
+        flow.start_keepalive(interval, expect_pong=True if binding.outbound else None)
+
+    async def _wait_registered(self, timeout: float = 30.0) -> None:
+        """Until registered on a live flow again (after a tunnel took the last one)."""
+        async with asyncio.timeout(timeout):
+            while not (
+                self.state is RegistrationState.REGISTERED
+                and self.flow is not None
+                and not self.flow.is_closed
+            ):
+                await asyncio.sleep(0.05)
+
+    def _tracer(self, flow: Flow, protection: Protection) -> Callable[[str, Message], None]:
+        def trace(direction: str, message: Message) -> None:
+            if self.on_trace is None:
+                return
+            self.on_trace(
+                TraceEntry(
+                    at=asyncio.get_running_loop().time(),
+                    direction="sent" if direction == "sent" else "received",
+                    peer=flow.remote,
+                    first_line=first_line_of(message),
+                    raw=bytes(message),
+                    protection=protection,
+                )
+            )
+
+        return trace
+
+    def _trace_line(self, flow: Flow, direction: str) -> None:
+        """The nested TLS handshake as one arrow of the ladder (Figure 3 steps 10-11)."""
+        if self.on_trace is None:
+            return
+        with contextlib.suppress(Exception):
+            self.on_trace(
+                TraceEntry(
+                    at=asyncio.get_running_loop().time(),
+                    direction="sent" if direction == "sent" else "received",
+                    peer=flow.remote,
+                    first_line="TLS handshake (end to end)",
+                    raw=b"",
+                    protection="sipsec-tunnel",
+                )
+            )
 
     async def _hangup_all(self) -> None:
         """Closing: every call ends (CANCEL or BYE, bounded wait)."""
@@ -703,8 +849,10 @@ class UserAgent:
             call.receive_bye(request, tx)
         elif method == "OPTIONS":
             self._reply(request, tx, 200, flow, now)
-        else:  # re-INVITE, UPDATE, INFO...: not yet; the call goes on unchanged
-            self._reply(request, tx, 501 if method != "INVITE" else 488, flow, now)
+        elif method == "INVITE":  # re-INVITE: hold, resume, new keys (RFC 3261 §14.2)
+            call.receive_reinvite(request, tx)
+        else:  # UPDATE (RFC 3311), INFO (RFC 6086): not implemented; the call goes on
+            self._reply(request, tx, 501, flow, now)
         return True
 
     def _reply(

@@ -160,7 +160,8 @@ INVALID: list[tuple[str, str | None, str]] = [
         AOR + "colour = 1\n",
         "colour",
         "unknown key; the keys are aor, username, password_env, registrar, resolve, nameserver, "
-        "ca_file, display_name, send_display_name, srtp, sipsec_accept, smime, expires, "
+        "ca_file, display_name, send_display_name, srtp, keying, sipsec_accept, "
+        "sipsec_reveal_identity, sipsec_handshake_timeout, smime, expires, "
         "transport, identity, outbound, instance_id",
     ),
     # aor

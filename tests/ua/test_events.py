@@ -12,15 +12,20 @@ from softphone.security.trust import TrustDecisionRequired, evaluate
 from softphone.ua.account import Account, Transport
 from softphone.ua.events import (
     EVENT_TYPES,
+    CallHeld,
     CallState,
     ConnectionLost,
     ConnectionRestored,
+    DtmfReceived,
     Event,
+    MediaDowngraded,
     MediaStarted,
+    PeerIdentity,
     Registered,
     RegistrationFailed,
     TrustProblem,
     TrustRequired,
+    TunnelState,
     Unregistered,
     event_from_json,
 )
@@ -59,6 +64,13 @@ def sample_events() -> list[Event]:
             "Audio encrypted; every server on the way holds the key",
             "Encrypted to each server; servers on the way can read it",
         ),
+        TunnelState("t1", "outgoing", "sip:bob@example.com", "verified", "", True, "c1"),
+        PeerIdentity(
+            "c1", "t1", "sip:bob@example.com", FP, "certificate", " ".join(["12345"] * 12)
+        ),
+        CallHeld("c1", "peer", True),
+        DtmfReceived("c1", "#"),
+        MediaDowngraded("c1", "the other side turned off encryption (re-INVITE without SRTP)"),
     ]
 
 
@@ -104,6 +116,11 @@ def test_every_event_has_its_name_first_and_one_line() -> None:
             "connection_restored",
             "call_state",
             "media_started",
+            "tunnel_state",
+            "peer_identity",
+            "call_held",
+            "dtmf_received",
+            "media_downgraded",
         }
     )
 

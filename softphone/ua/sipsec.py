@@ -1,0 +1,904 @@
+"""sipsec calls: a CONNECT tunnel through the proxies and a nested end-to-end TLS inside it.
+
+draft-gurbani-sip-sipsec-01 §6 (Figure 3), over the registration flow (RFC 5626): the
+connection that carries the CONNECT becomes the tunnel (§6.6: the proxies "leave the TCP
+connection over which the request and response traversed open"), so a sipsec call costs
+CONNECT/200 + nested TLS 1.3 + INVITE/200 = 3 end-to-end round trips and no new connection.
+The user agent then registers again on a new connection in the background (the proxy drops the
+bindings of a flow that became a tunnel).
+
+Caller (§6.4), :func:`dial`::
+
+    CONNECT sips:bob@biloxi.test        Require/Proxy-Require: sipsec, no body, From anonymous
+      407 → Digest (the calls' client), retried on the same flow
+      420/405/501/403/404/480/486/603 → CallError with the reason in words
+      2xx → Flow.detach() → nested TLS client (our identity certificate, TLS 1.3), bounded by
+            account.sipsec_handshake_timeout: a proxy that parses what follows the 200 (Kamailio)
+            or swallows it ends with "the proxy forwarded the CONNECT but did not go transparent"
+          → the callee's certificate evaluated for the dialled AOR (TrustGate.check_identity):
+            a question for the person when not clean; "changed since pinned" is never automatic
+          → a Call inside the tunnel (TunnelHost): INVITE/200/ACK with SDES keys, BYE,
+            then TLS close_notify and the outer connection closed.
+
+Callee (§6.5), :func:`answer_connect`: ``Require: sipsec`` → the account's ``sipsec_accept``
+policy (accept / reject / ask through the ``tunnel_answerer`` hook; nobody to ask: reject with
+603) → stop reading the flow, 200, detach → nested TLS server *requesting* a client
+certificate → the caller's AOR is the one its certificate names (no certificate: refused) →
+trust as above (``Purpose.CLIENT``) → the INVITE inside must come From that AOR (else 403) →
+the call rings showing the verified identity (:class:`~softphone.ua.events.PeerIdentity`).
+
+Only one sipsec call at a time may take the registration flow, and not while another call uses
+it: "finish the current call first" (caller) / 486 (callee).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from softphone.media.tone import AudioSink, FrameSource
+from softphone.sdp.policy import SrtpPolicy
+from softphone.security.certificates import Identity, InvalidIdentityError, fingerprint_hex
+from softphone.security.identity import IdentityError, IdentityMaterial, identity_aor
+from softphone.security.pins import PinReason, PinState
+from softphone.security.safety import safety_number
+from softphone.security.trust import Purpose, TrustReport
+from softphone.sip.dialog import DialogId, new_call_id, new_tag
+from softphone.sip.digest import (
+    AuthenticationFailedError,
+    AuthHeader,
+    DigestClient,
+    NoUsableChallengeError,
+)
+from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
+from softphone.sip.headers import NameAddr, Via
+from softphone.sip.message import Headers, Message, Request, Response
+from softphone.sip.transaction import (
+    Deliver,
+    Send,
+    ServerTransaction,
+    Terminated,
+    Timeout,
+    Transaction,
+    TransportError,
+)
+from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer, new_branch
+from softphone.sip.uri import SipURI, parse_sipsec_uri, sipsec_request_uri
+from softphone.transport.flow import Flow, FlowClosedError, FlowError
+from softphone.transport.stream import TCPStream, TLSStream, TLSStreamError
+from softphone.transport.tls import TLSConfig, TLSVersion
+from softphone.ua.account import SipsecAccept
+from softphone.ua.call import Call, CallDirection, CallError, CallPhase, ended_reason
+from softphone.ua.events import CallState, MediaStarted, PeerIdentity, TunnelState
+from softphone.ua.registration import RegistrationError
+
+if TYPE_CHECKING:
+    from softphone.ua.useragent import UserAgent
+
+__all__ = [
+    "ANONYMOUS_URI",
+    "IncomingTunnel",
+    "SipsecCallError",
+    "TunnelAnswerer",
+    "TunnelHost",
+    "answer_connect",
+    "dial",
+    "identity_state",
+    "is_sipsec_uri",
+]
+
+log = logging.getLogger(__name__)
+
+#: RFC 3323 §4.1.1.3 style anonymous From for a CONNECT that reveals nothing.
+ANONYMOUS_URI = "sip:anonymous@anonymous.invalid"
+#: draft-gurbani-sip-sipsec-01 §8.3: the option tag.
+OPTION_TAG = "sipsec"
+HANDSHAKE_LINE = "TLS handshake (end to end)"
+#: How long a sipsec call placed right after another waits for the new registration.
+REREGISTER_WAIT = 10.0
+#: How much of what came back through the tunnel is kept to explain a failed handshake.
+_PEEK_BYTES = 200
+
+
+@dataclass(frozen=True)
+class IncomingTunnel:
+    """What the ``tunnel_answerer`` is asked about (§6.5: "at this point, the UAS may not
+    know who the sender is"): the CONNECT's Call-ID, its From as claimed (often anonymous),
+    and the proxy it came through."""
+
+    tunnel_id: str
+    claimed_from: str
+    via: str
+
+
+#: Gets the question, returns True to accept the tunnel (then the caller's certificate is
+#: still checked).
+TunnelAnswerer = Callable[[IncomingTunnel], Awaitable[bool]]
+
+
+class SipsecCallError(CallError):
+    """A sipsec call that could not be set up; ``fallback_ok`` when a ``sips:`` call to the
+    same address could still work (the path does not do sipsec), never for a trust refusal."""
+
+    def __init__(self, reason: str, *, fallback_ok: bool = False) -> None:
+        super().__init__(reason)
+        self.fallback_ok = fallback_ok
+
+
+def is_sipsec_uri(text: str) -> bool:
+    return text.strip().lower().startswith("sipsec:")
+
+
+def identity_state(report: TrustReport) -> str:
+    """UX.md "Who is on the other end": the state of an accepted sipsec peer certificate."""
+    if report.changed:
+        return "changed"
+    if report.pin_state is PinState.MATCHES:
+        verified = any(
+            p.reason is PinReason.VERIFIED_SAFETY_NUMBER and p.sha256 == report.fingerprint
+            for p in report.pinned
+        )
+        return "verified" if verified else "seen-before"
+    if not report.findings and report.anchored:
+        return "certificate"
+    return "claimed"
+
+
+class _Peek:
+    """A byte stream that keeps the first bytes read, to say what came back instead of TLS."""
+
+    def __init__(self, lower: TLSStream | TCPStream, initial: bytes) -> None:
+        self.lower = lower
+        self.first = bytearray(initial[:_PEEK_BYTES])
+
+    def write(self, data: bytes) -> None:
+        self.lower.write(data)
+
+    async def drain(self) -> None:
+        await self.lower.drain()
+
+    async def read(self) -> bytes:
+        data = await self.lower.read()
+        if len(self.first) < _PEEK_BYTES:
+            self.first += data[: _PEEK_BYTES - len(self.first)]
+        return data
+
+    def close(self) -> None:
+        self.lower.close()
+
+    async def wait_closed(self) -> None:
+        await self.lower.wait_closed()
+
+
+class _NoDigest(DigestClient):
+    """Inside the tunnel there is no proxy: a 401/407 there is answered by nobody."""
+
+    def __init__(self) -> None:
+        super().__init__("", "")
+
+    def handle_challenge(
+        self,
+        status_code: int,
+        values: Sequence[str],
+        method: str,
+        uri: str,
+        body: bytes = b"",
+        *,
+        sent: Sequence[str] | None = None,
+    ) -> list[AuthHeader]:
+        raise NoUsableChallengeError("a challenge inside an end-to-end tunnel (no proxy there)")
+
+
+# -- the call inside the tunnel -------------------------------------------------------------------
+
+
+class TunnelHost:
+    """A :class:`~softphone.ua.call.CallHost` bound to the tunnel's :class:`Flow` (the nested
+    TLS) with its own transaction layer: ``end_to_end`` is True, no Digest."""
+
+    def __init__(
+        self,
+        ua: UserAgent,
+        flow: Flow,
+        *,
+        tunnel_id: str,
+        direction: CallDirection,
+        peer_aor: str,
+        report: TrustReport,
+        identity: IdentityMaterial,
+    ) -> None:
+        self._ua = ua
+        self.flow = flow
+        self.tunnel_id = tunnel_id
+        self.direction = direction
+        self.peer_aor = peer_aor
+        self.report = report
+        self.identity = identity
+        self.call: Call | None = None
+        self._layer = TransactionLayer()
+        self._waiters: dict[Transaction, asyncio.Future[Response]] = {}
+        self._invite_handlers: dict[
+            Transaction, tuple[Callable[[Response], None], Callable[[str], None]]
+        ] = {}
+        self._wake = asyncio.Event()
+        self._digest = _NoDigest()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer = asyncio.ensure_future(self._timer_loop())
+        ua._tunnels.add(self)
+        flow.on_trace = ua._tracer(flow, "sipsec-tunnel")
+        flow.start(self._on_message)
+        flow.closed.add_done_callback(self._flow_closed)
+
+    # -- CallHost -------------------------------------------------------------------------
+
+    @property
+    def account_aor(self) -> SipURI:
+        return self._ua.account.aor_uri
+
+    @property
+    def srtp_policy(self) -> SrtpPolicy:
+        return self._ua.account.srtp
+
+    @property
+    def end_to_end(self) -> bool:
+        return True
+
+    def call_digest(self) -> DigestClient:
+        return self._digest
+
+    def flow_info(self) -> tuple[str, tuple[str, int]] | None:
+        if self.flow.is_closed:
+            return None
+        return ("TLS", self.flow.local_address)
+
+    def contact_uri(self) -> SipURI:
+        aor = self._ua.account.aor_uri
+        host, port = self.flow.local_address
+        host = f"[{host}]" if ":" in host else host
+        return SipURI("sips", user=aor.user, host=host, port=port)
+
+    def start_invite(
+        self,
+        request: Request,
+        on_response: Callable[[Response], None],
+        on_failure: Callable[[str], None],
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        tx, actions = self._layer.send_request(request, now, reliable=True)
+        self._invite_handlers[tx] = (on_response, on_failure)
+        self._run(actions)
+
+    async def transact(self, request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
+        tx, actions = self._layer.send_request(request, loop.time(), reliable=True)
+        self._waiters[tx] = future
+        try:
+            self._run(actions)
+            return await future
+        finally:
+            self._waiters.pop(tx, None)
+
+    def send_direct(self, message: Request) -> None:
+        with contextlib.suppress(FlowError):
+            self.flow.send(message)
+
+    def respond(self, tx: ServerTransaction, response: Response) -> None:
+        now = asyncio.get_running_loop().time()
+        try:
+            actions = self._layer.send_response(response, now, transaction=tx)
+        except LocalProtocolError as exc:
+            log.info("cannot send %d in the tunnel: %s", response.status_code, exc)
+            return
+        self._run(actions)
+
+    def emit(self, event: CallState | MediaStarted) -> None:
+        self._ua._emit(event)
+
+    def forget(self, call: Call) -> None:
+        """The call ended: the tunnel has done its work (one call per tunnel)."""
+        self._ua._forget_call(call)
+        self.close("the call ended")
+
+    # -- the tunnel -----------------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        """TLS close_notify on the nested TLS, then the outer connection (draft §6.1
+        Figure 2: "TLS shutdown ... followed by a per-hop TCP disconnect")."""
+        self.flow.close(reason)
+
+    async def aclose(self, reason: str) -> None:
+        await self.flow.aclose(reason)
+        self._timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._timer
+
+    def _flow_closed(self, _: object) -> None:
+        reason = self.flow.closed.result() if not self.flow.closed.cancelled() else "closed"
+        self._timer.cancel()
+        self._ua._tunnels.discard(self)
+        call = self.call
+        if call is not None and call.phase is not CallPhase.ENDED:
+            call.flow_lost(reason)
+        now = asyncio.get_running_loop().time()
+        for tx in list(self._waiters) + list(self._invite_handlers):
+            self._run(self._layer.transport_error(tx, now))
+        self._ua._emit(
+            TunnelState(
+                self.tunnel_id,
+                self.direction.value,
+                self.peer_aor,
+                "closed",
+                reason,
+                True,
+                call.call_id if call is not None else "",
+            )
+        )
+
+    def _on_message(self, message: Message) -> None:
+        now = asyncio.get_running_loop().time()
+        try:
+            actions = self._layer.receive(message, now, reliable=True)
+        except ParseError as exc:
+            log.info("unusable message in the tunnel: %s", exc.reason)
+            return
+        self._run(actions)
+
+    def _run(self, actions: list[LayerAction]) -> None:
+        now = asyncio.get_running_loop().time()
+        for action in actions:
+            if isinstance(action, Send):
+                try:
+                    self.flow.send(action.message)
+                except FlowClosedError:
+                    if action.transaction is not None:
+                        self._run(self._layer.transport_error(action.transaction, now))
+            elif isinstance(action, Deliver):
+                self._deliver(action)
+            elif isinstance(action, Timeout | TransportError):
+                why = (
+                    "no answer (timed out)" if isinstance(action, Timeout) else "the tunnel failed"
+                )
+                self._fail(action.transaction, why)
+            elif isinstance(action, Terminated):
+                self._invite_handlers.pop(action.transaction, None)  # type: ignore[arg-type]
+            elif isinstance(action, NewRequest):
+                self._answer(action, now)
+        self._wake.set()
+
+    def _fail(self, tx: Transaction | None, reason: str) -> None:
+        if tx is None:
+            return
+        handlers = self._invite_handlers.get(tx)
+        if handlers is not None:
+            handlers[1](reason)
+        future = self._waiters.get(tx)
+        if future is not None and not future.done():
+            future.set_exception(CallError(reason))
+
+    def _deliver(self, action: Deliver) -> None:
+        message = action.message
+        if isinstance(message, Request):
+            if self.call is not None:
+                self.call.receive_ack(message)
+            return
+        handlers = self._invite_handlers.get(action.transaction)  # type: ignore[arg-type]
+        if handlers is not None:
+            handlers[0](message)
+            return
+        future = self._waiters.get(action.transaction)  # type: ignore[arg-type]
+        if future is not None and not future.done() and message.status_code >= 200:
+            future.set_result(message)
+
+    def _reply(self, request: Request, tx: ServerTransaction, code: int, why: str = "") -> None:
+        response = Response.for_request(request, code, to_tag=new_tag())
+        if why:
+            response.headers.add("Warning", f'399 softphone "{why}"')
+        self.respond(tx, response)
+
+    def _answer(self, action: NewRequest, now: float) -> None:
+        """Requests inside the tunnel (RFC 3261 §12.2.2, §13.3, §9.2, §15.1.2)."""
+        request, tx, call = action.request, action.transaction, self.call
+        if tx is None:  # the ACK for our 2xx
+            if call is not None:
+                call.receive_ack(request)
+            return
+        if request.method == "CANCEL":
+            if (
+                call is None
+                or action.cancels is None
+                or call.server_transaction is not action.cancels
+            ):
+                self._reply(request, tx, 481)
+                return
+            self._reply(request, tx, 200)
+            call.receive_cancel()
+            return
+        if request.to.tag is None:
+            if request.method == "INVITE":
+                self._incoming_invite(request, tx)
+            elif request.method == "OPTIONS":
+                self._reply(request, tx, 200)
+            else:
+                self._reply(request, tx, 405)
+            return
+        if call is None or call.dialog is None or call.dialog_id != _dialog_of(request):
+            self._reply(request, tx, 481)
+            return
+        try:
+            call.dialog.receive_request(request)
+        except RemoteProtocolError as exc:
+            self._reply(request, tx, exc.status_code)
+            return
+        if request.method == "BYE":
+            call.receive_bye(request, tx)
+        elif request.method == "OPTIONS":
+            self._reply(request, tx, 200)
+        else:  # no re-INVITE/UPDATE inside a tunnel yet: the call goes on unchanged
+            self._reply(request, tx, 488 if request.method == "INVITE" else 501)
+
+    def _incoming_invite(self, request: Request, tx: ServerTransaction) -> None:
+        """The INVITE inside the tunnel (Figure 3 step 16-17): it must come From the AOR the
+        caller's certificate names; then it rings like any call."""
+        ua = self._ua
+        if self.direction is not CallDirection.INCOMING or self.call is not None:
+            self._reply(request, tx, 486 if self.call is not None else 403)
+            return
+        try:
+            claimed = Identity.aor(str(request.from_.uri))
+        except (ParseError, InvalidIdentityError):
+            claimed = None
+        if claimed is None or claimed != Identity.aor(self.peer_aor):
+            self._reply(request, tx, 403, "From does not match the caller's certificate")
+            return
+        call = Call(self, CallDirection.INCOMING, self.peer_aor, media_timeout=ua.media_timeout)
+        self.call = call
+        ua.calls.append(call)
+        if not call.start_incoming(request, tx, "TLS", self.flow.local_address):
+            return
+        _emit_identity(ua, self, call)
+        if ua.on_incoming_call is not None:
+            try:
+                ua.on_incoming_call(call)
+            except Exception:  # a broken hook must not leave the caller ringing for ever
+                log.exception("on_incoming_call failed")
+        if ua.auto_answer and call.phase is CallPhase.RINGING:
+            self._spawn(call.answer())
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _timer_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            deadline = self._layer.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            now = loop.time()
+            deadline = self._layer.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._run(self._layer.handle_timer(now))
+
+
+def _dialog_of(request: Request) -> DialogId | None:
+    try:
+        return DialogId.of_incoming_request(request)
+    except ParseError:
+        return None
+
+
+def _emit_identity(ua: UserAgent, host: TunnelHost, call: Call) -> None:
+    report = host.report
+    leaf = report.leaf
+    number: str | None = None
+    if leaf is not None:
+        with contextlib.suppress(ValueError, InvalidIdentityError):
+            number = str(safety_number(host.identity.cert, host.identity.aor, leaf, host.peer_aor))
+    event = PeerIdentity(
+        call_id=call.call_id,
+        tunnel_id=host.tunnel_id,
+        peer_aor=host.peer_aor,
+        fingerprint=fingerprint_hex(report.fingerprint) if report.fingerprint else "",
+        identity_state=identity_state(report),
+        safety_number=number,
+    )
+    ua._peer_identities[call] = event
+    ua._emit(event)
+
+
+# -- shared steps ---------------------------------------------------------------------------------
+
+
+def _state(  # noqa: PLR0917  # internal steps of one flow
+    ua: UserAgent,
+    tunnel_id: str,
+    direction: CallDirection,
+    peer: str,
+    state: str,
+    reason: str = "",
+    transparent: bool | None = None,
+) -> None:
+    ua._emit(TunnelState(tunnel_id, direction.value, peer, state, reason, transparent))
+
+
+async def _handshake(  # noqa: PLR0917  # internal steps of one flow
+    ua: UserAgent,
+    stream: TLSStream | TCPStream,
+    leftover: bytes,
+    config: TLSConfig,
+    flow: Flow,
+    direction: CallDirection,
+) -> TLSStream:
+    """The nested TLS (Figure 3 steps 10-11) within ``sipsec_handshake_timeout``; raises
+    :class:`SipsecCallError` explaining a proxy that did not go transparent."""
+    peek = _Peek(stream, leftover)
+    nested = TLSStream(peek, config, initial_data=leftover)
+    timeout = ua.account.sipsec_handshake_timeout
+    prefix = "the proxy forwarded the CONNECT but did not go transparent"
+    try:
+        await nested.handshake(timeout=timeout)
+    except TimeoutError:
+        nested.close()
+        raise SipsecCallError(
+            f"{prefix}: no end-to-end TLS answer within {timeout:g} s", fallback_ok=True
+        ) from None
+    except (TLSStreamError, OSError) as exc:
+        nested.close()
+        first = bytes(peek.first)
+        if first.startswith(b"SIP/2.0") or first[:16].split(b" ")[0].isalpha():
+            line = first.split(b"\r\n", 1)[0].decode("utf-8", "replace")[:80]
+            raise SipsecCallError(
+                f"{prefix}: it answered the end-to-end TLS handshake with SIP (“{line}”)",
+                fallback_ok=True,
+            ) from exc
+        if not first:
+            raise SipsecCallError(
+                "the tunnel closed before the end-to-end TLS handshake completed "
+                f"({getattr(exc, 'reason', exc)})",
+                fallback_ok=direction is CallDirection.OUTGOING,
+            ) from exc
+        raise SipsecCallError(
+            f"the end-to-end TLS handshake failed: what came back through the tunnel is not "
+            f"the other phone's TLS ({getattr(exc, 'reason', exc)})"
+        ) from exc
+    ua._trace_line(flow, "sent" if direction is CallDirection.OUTGOING else "received")
+    return nested
+
+
+def _config(identity: IdentityMaterial, *, server: bool) -> TLSConfig:
+    chain = (identity.cert, *identity.chain)
+    if server:
+        return TLSConfig.server(
+            chain,
+            identity.key,
+            request_client_certificate=True,
+            min_version=TLSVersion.TLSv1_3,
+        )
+    return TLSConfig.client(
+        certificate_chain=chain, private_key=identity.key, min_version=TLSVersion.TLSv1_3
+    )
+
+
+# -- caller (§6.4) --------------------------------------------------------------------------------
+
+
+async def dial(
+    ua: UserAgent,
+    text: str,
+    *,
+    source: FrameSource | None = None,
+    sink: AudioSink | None = None,
+) -> Call:
+    """Place a sipsec call to ``text`` (``sipsec:bob@biloxi.test``): returns the Call inside
+    the tunnel, ``calling``; raises :class:`SipsecCallError` with the reason in words."""
+    try:
+        target = sipsec_request_uri(parse_sipsec_uri(text.strip()))
+    except (ParseError, LocalProtocolError) as exc:
+        raise CallError(f"not an address we can call end to end: {exc}") from exc
+    if target.user is None:
+        raise CallError("a sipsec address names a person: sipsec:user@domain")
+    peer_aor = f"sip:{target.user}@{target.host}"
+    identity = ua._sipsec_identity()
+    flow = ua.flow
+    if ua._tunnel_busy or (flow is not None and any(f is flow for f in ua._call_flow.values())):
+        raise CallError(
+            "finish the current call first: an end-to-end (sipsec) call takes over the "
+            "connection to the proxy"
+        )
+    if flow is not None and flow.detached and not ua._closing:
+        # A previous tunnel took the flow and the new registration is under way: wait for it
+        # (bounded) rather than fail a call placed right after the last one.
+        with contextlib.suppress(TimeoutError):
+            await ua._wait_registered(REREGISTER_WAIT)
+        flow = ua.flow
+    if flow is None or flow.is_closed or ua._closing:
+        raise CallError("not connected to the registrar: register first")
+    if flow.transport == "UDP":
+        raise CallError("an end-to-end (sipsec) call needs a TCP or TLS connection to the proxy")
+    tunnel_id = new_call_id()
+    out = CallDirection.OUTGOING
+    ua._tunnel_busy = True
+    try:
+        _state(ua, tunnel_id, out, peer_aor, "connecting")
+        try:
+            return await _dial(ua, flow, target, peer_aor, tunnel_id, identity, source, sink)
+        except SipsecCallError as exc:
+            _state(ua, tunnel_id, out, peer_aor, "failed", exc.reason, _transparent(exc))
+            raise
+    finally:
+        ua._tunnel_busy = False
+
+
+def _transparent(exc: SipsecCallError) -> bool | None:
+    return False if "did not go transparent" in exc.reason else None
+
+
+async def _dial(  # noqa: PLR0917  # internal steps of one flow
+    ua: UserAgent,
+    flow: Flow,
+    target: SipURI,
+    peer_aor: str,
+    tunnel_id: str,
+    identity: IdentityMaterial,
+    source: FrameSource | None,
+    sink: AudioSink | None,
+) -> Call:
+    out = CallDirection.OUTGOING
+    flow.stop_keepalive()  # a CRLF ping after the 200 would land inside the nested TLS
+    try:
+        response = await _connect(ua, flow, target, tunnel_id)
+    except BaseException:
+        ua._resume_keepalive(flow)
+        raise
+    if not 200 <= response.status_code < 300:
+        ua._resume_keepalive(flow)
+        raise _refused(ua, response, target)
+    stream, leftover = await flow.detach()
+    ua._flow_taken(flow)
+    nested = await _handshake(ua, stream, leftover, _config(identity, server=False), flow, out)
+    _state(ua, tunnel_id, out, peer_aor, "tunnel-open", "", True)
+    verdict, report = await ua.gate.check_identity(
+        nested.peer_chain(),
+        Identity.aor(peer_aor),
+        Purpose.SERVER,
+        nested.close,
+        waiting_for=f"end-to-end call to {peer_aor}",
+    )
+    if not verdict.accepted:
+        nested.close()
+        raise SipsecCallError(f"not connected: {report.headline}")
+    tunnel = Flow(nested, flow.target, transport="TLS", connect_round_trips=nested.handshake_waits)
+    host = TunnelHost(
+        ua,
+        tunnel,
+        tunnel_id=tunnel_id,
+        direction=out,
+        peer_aor=peer_aor,
+        report=report,
+        identity=identity,
+    )
+    call = Call(host, out, str(target), source=source, sink=sink, media_timeout=ua.media_timeout)
+    host.call = call
+    ua.calls.append(call)
+    try:
+        call.start_outgoing(target)
+    except BaseException:
+        ua._forget_call(call)
+        host.close("the call could not start")
+        raise
+    ua._emit(TunnelState(tunnel_id, out.value, peer_aor, "verified", "", True, call.call_id))
+    _emit_identity(ua, host, call)
+    return call
+
+
+def _connect_request(ua: UserAgent, flow: Flow, target: SipURI, tunnel_id: str) -> Request:
+    """The CONNECT (draft §6.3-6.4): Request-Line, Require and Proxy-Require ``sipsec``, and
+    only what routing needs; no body, no display name, User-Agent, Subject or Contact."""
+    host, port = flow.local_address
+    host = f"[{host}]" if ":" in host else host
+    via = Via(flow.transport, host, port, {"branch": new_branch(), "rport": None})
+    sender = ua.account.aor_uri if ua.account.sipsec_reveal_identity else ANONYMOUS_URI
+    headers = Headers()
+    headers.add("Via", str(via))
+    headers.add("Max-Forwards", "70")
+    headers.add("From", f"<{sender}>;tag={new_tag()}")
+    headers.add("To", str(NameAddr(target)))
+    headers.add("Call-ID", tunnel_id)
+    headers.add("CSeq", "1 CONNECT")
+    headers.add("Require", OPTION_TAG)
+    headers.add("Proxy-Require", OPTION_TAG)
+    return Request("CONNECT", target, headers)
+
+
+async def _connect(ua: UserAgent, flow: Flow, target: SipURI, tunnel_id: str) -> Response:
+    """CONNECT and its final response; a 407/401 answered once by Digest on the same flow
+    (the cached challenge makes the next CONNECT pre-emptive)."""
+    request = _connect_request(ua, flow, target, tunnel_id)
+    digest = ua._call_digest
+    if digest is not None:
+        for header in digest.authorize("CONNECT", str(target)):
+            request.headers.add(header.name, header.value)
+    for _attempt in range(2):
+        try:
+            response = await ua._send_request(flow, request)
+        except RegistrationError as exc:
+            raise SipsecCallError(f"no answer to the CONNECT: {exc.reason}") from exc
+        if response.status_code not in (401, 407):
+            return response
+        request = _answer_challenge(ua, request, response)
+    return response
+
+
+def _answer_challenge(ua: UserAgent, old: Request, response: Response) -> Request:
+    code = response.status_code
+    challenge = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
+    answer = "Authorization" if code == 401 else "Proxy-Authorization"
+    try:
+        auth = ua._call_digest_client().handle_challenge(
+            code,
+            response.headers.get_all(challenge),
+            "CONNECT",
+            str(old.uri),
+            sent=old.headers.get_all(answer),
+        )
+    except AuthenticationFailedError as exc:
+        raise SipsecCallError(f"the proxy did not accept our password (realm {exc.realm})") from exc
+    except (NoUsableChallengeError, ParseError) as exc:
+        raise SipsecCallError(f"the proxy asked for a login we cannot answer ({exc})") from exc
+    headers = Headers()
+    for name, value in old.headers:
+        if name in ("Via", "CSeq", "Authorization", "Proxy-Authorization"):
+            continue
+        headers.add(name, value)
+    top = old.top_via
+    headers.prepend("Via", str(top.copy(params={**top.params, "branch": new_branch()})))
+    headers.add("CSeq", f"{old.cseq.seq + 1} CONNECT")
+    for header in auth:
+        headers.add(header.name, header.value)
+    return Request("CONNECT", old.uri, headers)
+
+
+def _refused(ua: UserAgent, response: Response, target: SipURI) -> SipsecCallError:
+    """A final non-2xx to the CONNECT, in words."""
+    code, phrase = response.status_code, response.reason
+    proxy = ua.account.registrar_uri.host
+    retry = (
+        f"; to call with encryption to each server only, call sips:{target.user}@{target.host} "
+        "(agent: --fallback-sips)"
+    )
+    if code in (420, 405, 501):
+        unsupported = response.headers.get("Unsupported")
+        detail = f", unsupported: {unsupported}" if unsupported else ""
+        return SipsecCallError(
+            f"the proxy at {proxy} does not support end-to-end (sipsec) calls "
+            f"({code} {phrase}{detail}){retry}",
+            fallback_ok=True,
+        )
+    if code == 403:
+        return SipsecCallError(
+            f"the proxy at {proxy} refused the end-to-end call ({code} {phrase})"
+        )
+    if code == 603:
+        return SipsecCallError(f"declined: the other phone refused the end-to-end call ({code})")
+    return SipsecCallError(f"{ended_reason(response)} ({code} {phrase})")
+
+
+# -- callee (§6.5) --------------------------------------------------------------------------------
+
+
+async def answer_connect(
+    ua: UserAgent, request: Request, tx: ServerTransaction, flow: Flow
+) -> None:
+    """A CONNECT that reached us on the registration flow (module docstring, callee)."""
+    incoming = CallDirection.INCOMING
+    tunnel_id = request.call_id
+    try:
+        claimed = str(request.from_.uri)
+    except ParseError:
+        claimed = "unknown"
+    peer = claimed if claimed.startswith(("sip:", "sips:")) else ANONYMOUS_URI
+
+    def reply(code: int, why: str = "") -> None:
+        now = asyncio.get_running_loop().time()
+        response = Response.for_request(request, code, to_tag=new_tag())
+        if code == 420:
+            response.headers.add("Unsupported", OPTION_TAG)
+        if why:
+            response.headers.add("Warning", f'399 softphone "{why}"')
+        ua._run(ua._layer.send_response(response, now, transaction=tx), flow)
+
+    required = [v.strip().lower() for v in request.headers.get_all("Require")]
+    if OPTION_TAG not in required:
+        reply(400, "CONNECT without Require: sipsec")
+        return
+    if ua._tunnel_busy or any(f is flow for f in ua._call_flow.values()):
+        reply(486, "busy with another call")
+        return
+    try:
+        identity = ua._sipsec_identity()
+    except CallError as exc:
+        reply(480, "no identity certificate for end-to-end calls")
+        _state(ua, tunnel_id, incoming, peer, "failed", exc.reason)
+        return
+    ua._tunnel_busy = True
+    try:
+        _state(ua, tunnel_id, incoming, peer, "connecting")
+        if not await _policy_accepts(ua, IncomingTunnel(tunnel_id, claimed, flow.remote)):
+            reply(603)
+            _state(ua, tunnel_id, incoming, peer, "failed", "declined an end-to-end call (by us)")
+            return
+        try:
+            await _accept(ua, flow, tunnel_id, peer, identity, reply)
+        except SipsecCallError as exc:
+            _state(ua, tunnel_id, incoming, peer, "failed", exc.reason, _transparent(exc))
+    finally:
+        ua._tunnel_busy = False
+
+
+async def _policy_accepts(ua: UserAgent, offer: IncomingTunnel) -> bool:
+    policy = ua.sipsec_policy or ua.account.sipsec_accept
+    if policy is SipsecAccept.ACCEPT:
+        return True
+    if policy is SipsecAccept.REJECT or ua.tunnel_answerer is None:
+        return False
+    try:
+        return bool(await ua.tunnel_answerer(offer))
+    except Exception:  # a broken answerer means "no": the default
+        log.exception("the tunnel answerer failed; declining")
+        return False
+
+
+async def _accept(  # noqa: PLR0917  # internal steps of one flow
+    ua: UserAgent,
+    flow: Flow,
+    tunnel_id: str,
+    peer: str,
+    identity: IdentityMaterial,
+    reply: Callable[[int], None],
+) -> None:
+    incoming = CallDirection.INCOMING
+    await flow.pause_reading()  # the ClientHello that follows our 200 must not be read as SIP
+    reply(200)
+    stream, leftover = await flow.detach()
+    ua._flow_taken(flow)
+    nested = await _handshake(ua, stream, leftover, _config(identity, server=True), flow, incoming)
+    chain = nested.peer_chain()
+    if not chain:
+        nested.close()
+        raise SipsecCallError("refused: the caller presented no certificate")
+    try:
+        peer_aor = identity_aor(chain[0])
+    except IdentityError as exc:
+        nested.close()
+        raise SipsecCallError(f"refused: {exc}") from exc
+    _state(ua, tunnel_id, incoming, peer_aor, "tunnel-open", "", True)
+    verdict, report = await ua.gate.check_identity(
+        chain,
+        Identity.aor(peer_aor),
+        Purpose.CLIENT,
+        nested.close,
+        waiting_for=f"end-to-end call from {peer_aor}",
+    )
+    if not verdict.accepted:
+        nested.close()
+        raise SipsecCallError(f"not connected: {report.headline}")
+    tunnel = Flow(nested, flow.target, transport="TLS", connect_round_trips=0)
+    TunnelHost(
+        ua,
+        tunnel,
+        tunnel_id=tunnel_id,
+        direction=incoming,
+        peer_aor=peer_aor,
+        report=report,
+        identity=identity,
+    )
+    _state(ua, tunnel_id, incoming, peer_aor, "verified", "", True)
