@@ -3,6 +3,11 @@
     softphone proxy --domain example.test --listen 127.0.0.1:5061 \\
         --cert cert.pem --key key.pem --users users.toml
 
+``--route biloxi.test=127.0.0.1:5071`` (repeatable) sends requests for another domain to its
+proxy over TLS, whose certificate must name that domain and chain to a ``--peer-ca``;
+``--tunnel-idle-timeout`` closes idle sipsec tunnels (default 1800 s, draft §6.6);
+``--no-authenticate-outgoing`` stops the 407 on calls to other domains.
+
 ``--listen`` may be repeated; ``tcp:HOST:PORT`` adds a plain TCP listener (port 0: any free
 port). Once listening, one JSON line goes to stdout, for scripts and the demo network::
 
@@ -23,6 +28,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cryptography import x509
+
 from softphone.server.config import ConfigError, ListenAddress, RegistrarConfig, load_users
 from softphone.server.registrar import Registrar
 
@@ -32,7 +39,10 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softphone proxy",
-        description="The softphone's registrar: Digest (SHA-256, MD5) over TLS, RFC 5626 flows.",
+        description=(
+            "The softphone's registrar, proxy and sipsec relay: Digest (SHA-256, MD5) over "
+            "TLS, RFC 5626 flows, RFC 3261 §16 routing, draft-gurbani-sip-sipsec §6.6 tunnels."
+        ),
     )
     parser.add_argument("--domain", required=True, help="the SIP domain served (and realm)")
     parser.add_argument(
@@ -49,8 +59,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-expires", type=int, default=3600)
     parser.add_argument("--default-expires", type=int, default=None)
     parser.add_argument("--nonce-lifetime", type=float, default=300.0)
+    parser.add_argument(
+        "--route",
+        action="append",
+        metavar="DOMAIN=HOST:PORT",
+        help="proxy of another domain, reached over TLS; repeatable",
+    )
+    parser.add_argument(
+        "--peer-ca",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA certificate(s) verifying the routed proxies (RFC 5922); repeatable",
+    )
+    parser.add_argument(
+        "--tunnel-idle-timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="close a sipsec tunnel idle this long (draft §6.6 default: 1800 s)",
+    )
+    parser.add_argument(
+        "--no-authenticate-outgoing",
+        action="store_true",
+        help="do not challenge (407) requests from clients towards other domains",
+    )
+    parser.add_argument(
+        "--no-record-route", action="store_true", help="do not Record-Route dialogs"
+    )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING...")
     return parser
+
+
+def parse_routes(values: Sequence[str] | None) -> dict[str, str]:
+    """``DOMAIN=HOST:PORT`` items → the ``routes`` mapping (ConfigError when malformed)."""
+    routes: dict[str, str] = {}
+    for text in values or ():
+        domain, sep, target = text.partition("=")
+        if not sep or not domain.strip() or not target.strip():
+            raise ConfigError(f"--route {text!r} is not DOMAIN=HOST:PORT")
+        routes[domain.strip().lower()] = target.strip()
+    return routes
+
+
+def load_peer_anchors(paths: Sequence[Path] | None) -> tuple[x509.Certificate, ...]:
+    anchors: list[x509.Certificate] = []
+    for path in paths or ():
+        try:
+            anchors += x509.load_pem_x509_certificates(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load --peer-ca {path}: {exc}") from exc
+    return tuple(anchors)
 
 
 def config_from_args(args: argparse.Namespace) -> RegistrarConfig:
@@ -68,6 +127,11 @@ def config_from_args(args: argparse.Namespace) -> RegistrarConfig:
         max_expires=max_expires,
         default_expires=default,
         nonce_lifetime=args.nonce_lifetime,
+        routes=parse_routes(args.route),
+        peer_anchors=load_peer_anchors(args.peer_ca),
+        tunnel_idle_timeout=args.tunnel_idle_timeout,
+        authenticate_outgoing=not args.no_authenticate_outgoing,
+        record_route=not args.no_record_route,
     )
 
 

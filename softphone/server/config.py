@@ -115,6 +115,16 @@ class RegistrarConfig:
     nonce_lifetime: float = 300.0
     algorithms: tuple[Algorithm, ...] = (Algorithm.SHA_256, Algorithm.MD5)
     flow_timer: int | None = None  # RFC 5626 §5.4 Flow-Timer sent in 2xx to outbound REGISTERs
+    #: Proxy (RFC 3261 §16): another domain -> "host:port" of its proxy, reached over TLS.
+    routes: Mapping[str, str] = field(default_factory=dict)
+    #: CAs that verify a next-hop proxy's certificate for the routed domain (RFC 5922 §7).
+    peer_anchors: tuple[x509.Certificate, ...] = field(default=(), repr=False)
+    #: draft-gurbani-sip-sipsec-01 §6.6: close a tunnel idle this long (minimum default 1800 s).
+    tunnel_idle_timeout: float = 1800.0
+    #: 407 for out-of-dialog requests from clients towards other domains (RFC 3261 §22.3).
+    authenticate_outgoing: bool = True
+    #: Record-Route dialog-creating requests (RFC 3261 §16.6 step 4).
+    record_route: bool = True
 
     def __post_init__(self) -> None:
         if not self.domain or any(c in self.domain for c in " \t\r\n@:;<>"):
@@ -132,6 +142,16 @@ class RegistrarConfig:
             raise ConfigError("listen on at least one address")
         if bool(self.certificate_chain) != (self.private_key is not None):
             raise ConfigError("certificate_chain and private_key go together")
+        if self.tunnel_idle_timeout <= 0:
+            raise ConfigError("tunnel_idle_timeout must be positive")
+        for route_domain, target in self.routes.items():
+            if not route_domain or any(c in route_domain for c in " \t\r\n@:;<>"):
+                raise ConfigError(f"route domain {route_domain!r} is not a host name")
+            host, sep, port = target.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"route for {route_domain}: {target!r} is not host:port")
+            if route_domain.lower() == self.domain.lower():
+                raise ConfigError(f"a route for our own domain {route_domain!r} would loop")
 
     @property
     def effective_realm(self) -> str:

@@ -12,7 +12,19 @@ Two layers, as everywhere in the engine:
   transport), RFC 5626 §3.5.1 keepalives (a CRLFCRLF ping gets a CRLF pong), and the flows
   whose loss removes their outbound bindings.
 
-UDP listeners (``udp:host:port`` in ``--listen``): one message per datagram (RFC 3261 §18.3,
+It is also the domain's proxy (RFC 3261 §16) and sipsec relay (draft-gurbani-sip-sipsec-01
+§6.6): a request that is not a REGISTER, not addressed to the registrar itself (a Request-URI
+with no user naming our host, no Route beyond ours) and not the ACK/CANCEL of a transaction we
+answered goes to :class:`~softphone.server.relay.ProxyRelay` (routing decisions in
+:mod:`softphone.server.proxy`, the byte splice in :mod:`softphone.server.tunnel`). Responses
+arriving on a connection are routed back by our Via branch. ``Registrar(config,
+observer=...)`` reports :class:`~softphone.server.observe.SipSeen` for every message parsed
+("in") and sent ("out"), and the tunnels' opening and closing; :attr:`Registrar.tunnels` holds
+the live tunnels with their byte counters, and ``registrar.relay.on_relayed`` (e.g.
+``ProxyView.add_relayed``) is called for each relayed chunk.
+
+UDP listeners (``udp:host:port`` in ``--listen``, :mod:`softphone.server.udp_listener`): one
+message per datagram (RFC 3261 §18.3,
 :func:`~softphone.sip.parser.parse_message`); the top Via of each request is stamped with
 ``received``/``rport`` (§18.2.1, RFC 3581 §4) and the response goes where §18.2.2 and RFC 3581
 say (the source address and port when ``rport`` was asked for); server transactions run
@@ -46,22 +58,35 @@ import itertools
 import logging
 import unicodedata
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from softphone.security.certificates import fingerprint_hex
 from softphone.server.config import RegistrarConfig
+from softphone.server.connection import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    AsyncioStream,
+    Connection,
+    loggable,
+)
 from softphone.server.location import Binding, LocationService, canonical_aor
+from softphone.server.observe import Observation, Observer, SipSeen
+from softphone.server.relay import ProxyRelay
+from softphone.server.tunnel import Tunnel
+from softphone.server.udp_listener import UDPListenerMixin, UDPPeer
 from softphone.sip.dialog import new_tag
-from softphone.sip.digest import redact_authorization
 from softphone.sip.digest_server import DigestServer
 from softphone.sip.errors import ParseError
 from softphone.sip.framing import FramingError, StreamFramer
 from softphone.sip.headers import parse_option_tags
 from softphone.sip.message import Message, Request, Response
-from softphone.sip.parser import parse_message
 from softphone.sip.transaction import Send, ServerTransaction, Terminated, Timeout, Transaction
 from softphone.sip.transaction import TransportError as TransactionTransportError
-from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer
+from softphone.sip.transaction_layer import (
+    LayerAction,
+    NewRequest,
+    TransactionLayer,
+    server_key,
+)
 from softphone.sip.uri import SipURI, parse_uri
 from softphone.transport.stream import (
     ByteStream,
@@ -73,18 +98,8 @@ from softphone.transport.stream import (
 )
 from softphone.transport.tls import TLSConfig
 from softphone.transport.udp import (
-    BINDING_REQUEST,
-    MAX_DATAGRAM,
     DatagramEndpoint,
-    StunError,
     error_response_for_raw,
-    is_keepalive,
-    is_stun,
-    open_datagram_endpoint,
-    parse_stun,
-    response_destination,
-    stamp_received,
-    stun_binding_response,
 )
 
 __all__ = [
@@ -115,7 +130,6 @@ _KNOWN_METHODS = frozenset(
         "PUBLISH",
     }
 )
-_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization")
 
 
 # ---------------------------------------------------------------------------- sans-I/O core
@@ -255,19 +269,10 @@ def _safe_reason(reason: str | None) -> str | None:
     return cleaned or None
 
 
-def loggable(message: Message) -> str:
-    """The header section of ``message`` for a debug log, credentials redacted."""
-    lines = []
-    for name, value in message.headers:
-        shown = redact_authorization(value) if name.lower() in _CREDENTIAL_HEADERS else value
-        lines.append(f"{name}: {shown}")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------- framing
 
-_MAX_HEADER_BYTES = 65536
-_MAX_BODY_BYTES = 65536
+_MAX_HEADER_BYTES = MAX_HEADER_BYTES
+_MAX_BODY_BYTES = MAX_BODY_BYTES
 
 
 def _broken_frame(pending: bytes, skip: int) -> bytes:
@@ -291,89 +296,24 @@ def _broken_frame(pending: bytes, skip: int) -> bytes:
 # ---------------------------------------------------------------------------- asyncio
 
 
-class _AsyncioStream:
-    """A :class:`ByteStream` over asyncio's StreamReader/StreamWriter (plain TCP)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-
-    def write(self, data: bytes) -> None:
-        if self._writer.is_closing():
-            raise ConnectionResetError("write on a closed TCP connection")
-        self._writer.write(data)
-
-    async def drain(self) -> None:
-        await self._writer.drain()
-
-    async def read(self) -> bytes:
-        return await self._reader.read(65536)
-
-    def close(self) -> None:
-        self._writer.close()
-
-    async def wait_closed(self) -> None:
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
+_Peer = Connection | UDPPeer
 
 
-@dataclass(eq=False)
-class _Connection:
-    flow: str
-    transport: str
-    peer: tuple[str, int] | None
-    stream: ByteStream
-    task: asyncio.Task[None] | None = None
-
-    def send(self, data: bytes) -> bool:
-        try:
-            self.stream.write(data)
-        except (OSError, RuntimeError, TLSStreamError) as exc:
-            log.info("send on %s failed: %s", self.flow, exc)
-            return False
-        return True
-
-
-@dataclass(eq=False)
-class _UDPPeer:
-    """Where the responses of one server transaction received over UDP go (§18.2.2)."""
-
-    flow: str
-    endpoint: DatagramEndpoint
-    source: tuple[str, int]
-    transport: str = "udp"
-
-    def send(self, data: bytes) -> bool:
-        try:
-            self.endpoint.sendto(data, self.source)
-        except (OSError, RuntimeError) as exc:
-            log.info("send on %s failed: %s", self.flow, exc)
-            return False
-        return True
-
-    def send_response(self, response: Response) -> bool:
-        try:
-            self.endpoint.sendto(bytes(response), response_destination(response, self.source))
-        except (OSError, RuntimeError) as exc:
-            log.info("send on %s failed: %s", self.flow, exc)
-            return False
-        return True
-
-
-_Peer = _Connection | _UDPPeer
-
-
-class Registrar:
+class Registrar(UDPListenerMixin):
     """The registrar's listeners and connections (see the module docstring)."""
 
-    def __init__(self, config: RegistrarConfig) -> None:
+    def __init__(self, config: RegistrarConfig, *, observer: Observer | None = None) -> None:
         self.config = config
         self.core = RegistrarCore(config)
         self.layer = TransactionLayer()
+        self.observer = observer
+        #: The proxy (RFC 3261 §16) and sipsec relay (draft §6.6): see softphone.server.relay.
+        self.relay = ProxyRelay(self, observer=observer)
+        self._by_id: dict[int, Connection] = {}
         self._tls_servers: list[TLSServer] = []
         self._tcp_servers: list[asyncio.Server] = []
         self._udp_endpoints: list[DatagramEndpoint] = []
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, Connection] = {}
         self._tx_connection: dict[Transaction, _Peer] = {}
         #: UDP datagrams neither answered nor used: unparsable with no Via to answer to,
         #: stray responses, STUN that is not a Binding request.
@@ -422,6 +362,11 @@ class Registrar:
     def flows(self) -> list[str]:
         return list(self._connections)
 
+    @property
+    def tunnels(self) -> dict[int, Tunnel]:
+        """Live sipsec tunnels by id; each has ``bytes_up_to_down``/``bytes_down_to_up``."""
+        return self.relay.tunnels
+
     def bindings(self, aor: str) -> list[Binding]:
         """The live bindings of ``aor`` (any form: ``sips:alice@example.test;x=y`` too)."""
         key = canonical_aor(parse_uri(aor))
@@ -433,7 +378,14 @@ class Registrar:
         loop = asyncio.get_running_loop()
         if self.config.needs_tls:
             chain, key = self.config.tls_identity()
-            self._tls_config = TLSConfig.server(chain, key)
+            # Peer proxies present their certificate as client certificate (RFC 5922 §7.2):
+            # asked for (never required) when there are peer CAs to check it against.
+            self._tls_config = TLSConfig.server(
+                chain,
+                key,
+                request_client_certificate=bool(self.config.peer_anchors),
+                trust_anchors=self.config.peer_anchors,
+            )
             self.fingerprint = fingerprint_hex(chain[0])
         try:
             for address in self.config.listen:
@@ -460,9 +412,11 @@ class Registrar:
             await self.close()
             raise
         self._timer_task = loop.create_task(self._timer_loop())
+        self.relay.core.addresses = {(host, port) for _, host, port in self.listening}
         log.info("registrar for %s listening on %s", self.config.domain, self.listening)
 
     async def close(self) -> None:
+        await self.relay.close()
         for tcp in self._tcp_servers:
             tcp.close()
         for tls in self._tls_servers:
@@ -506,55 +460,89 @@ class Registrar:
         peer = (
             stream.lower.get_extra_info("peername") if isinstance(stream.lower, TCPStream) else None
         )
-        await self._serve(stream, "tls", _address(peer))
+        await self._serve(stream, "tls", _address(peer), peer_domain=self.relay.peer_domain(stream))
 
     async def _on_tcp_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        stream = _AsyncioStream(reader, writer)
+        stream = AsyncioStream(reader, writer)
         try:
             await self._serve(stream, "tcp", _address(writer.get_extra_info("peername")))
         finally:
             stream.close()
 
-    async def _serve(
+    def _new_connection(
         self, stream: ByteStream, transport: str, peer: tuple[str, int] | None
-    ) -> None:
+    ) -> Connection:
+        ident = next(self._flow_ids)
         where = f"{peer[0]}:{peer[1]}" if peer else "?"
-        conn = _Connection(f"{transport}:{where}#{next(self._flow_ids)}", transport, peer, stream)
-        conn.task = asyncio.current_task()
+        conn = Connection(f"{transport}:{where}#{ident}", transport, peer, stream, ident=ident)
         self._connections[conn.flow] = conn
-        framer = StreamFramer(max_header_bytes=_MAX_HEADER_BYTES, max_body_bytes=_MAX_BODY_BYTES)
-        held = bytearray()  # the bytes the framer holds (always a suffix of the stream)
+        self._by_id[ident] = conn
+        return conn
+
+    async def _serve(
+        self,
+        stream: ByteStream,
+        transport: str,
+        peer: tuple[str, int] | None,
+        *,
+        peer_domain: str | None = None,
+    ) -> None:
+        conn = self._new_connection(stream, transport, peer)
+        conn.peer_proxy = peer_domain is not None
+        conn.task = asyncio.current_task()
+        await self._read_loop(conn)
+
+    def adopt_outgoing(self, stream: ByteStream, peer: tuple[str, int], domain: str) -> Connection:
+        """A connection we opened to a peer proxy: served like an incoming one."""
+        conn = self._new_connection(stream, "tls", peer)
+        conn.peer_proxy = True
+        conn.domain = domain
+        conn.task = asyncio.get_running_loop().create_task(self._read_loop(conn))
+        return conn
+
+    async def _read_loop(self, conn: Connection) -> None:
+        stream = conn.stream
         try:
             while True:
                 data = await stream.read()
+                if conn.tunnel is not None:  # transparent: relayed, never parsed (§6.6)
+                    if not await conn.tunnel.relay(conn, data):
+                        await conn.tunnel.closed.wait()
+                        break
+                    continue
                 if not data:
                     break
-                held += data
-                if not self._feed(conn, framer, held, data):
+                conn.held += data
+                if not self._feed(conn, data):
                     break
         except (OSError, TLSStreamError) as exc:
             log.info("connection %s failed: %s", conn.flow, exc)
+            if conn.tunnel is not None:
+                conn.tunnel.source_failed(conn, str(exc))
         finally:
             self._forget(conn)
             stream.close()
 
-    def _feed(self, conn: _Connection, framer: StreamFramer, held: bytearray, data: bytes) -> bool:
-        """Feed ``data`` (already appended to ``held``) and handle what it completed; False
-        when the framing is broken and the connection must be closed (RFC 3261 §18.3).
+    def _feed(self, conn: Connection, data: bytes) -> bool:
+        """Feed ``data`` (already appended to ``conn.held``) and handle what it completed;
+        False when the framing is broken and the connection must be closed (RFC 3261 §18.3).
 
         A message that is framed but does not parse gets its 4xx and the framer goes on with
-        the messages behind it (``feed(b"")``, which may raise again for the next one).
+        the messages behind it (``feed(b"")``, which may raise again for the next one). When
+        a message turns the connection into a tunnel (a CONNECT 2xx), the bytes behind it are
+        relayed, not framed.
         """
+        framer, held = conn.framer, conn.held
         while True:
             pings = framer.pings
             try:
                 messages = framer.feed(data)
             except FramingError as exc:
                 self._pong(conn, framer.pings - pings)
-                for message in exc.messages:
-                    self._on_message(conn, message)
+                if self._deliver(conn, exc.messages):
+                    return True
                 if not exc.recoverable:
                     raw = _broken_frame(bytes(held), len(exc.messages))
                     held.clear()
@@ -566,38 +554,110 @@ class Registrar:
                 data = b""
                 continue
             self._pong(conn, framer.pings - pings)
-            for message in messages:
-                self._on_message(conn, message)
+            if self._deliver(conn, messages):
+                return True
             del held[: len(held) - framer.buffered]
             return True
 
-    @staticmethod
-    def _pong(conn: _Connection, pings: int) -> None:
-        for _ in range(pings):
-            conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong
+    def _deliver(self, conn: Connection, messages: list[Message]) -> bool:
+        """Handle ``messages``; True when one of them made ``conn`` a tunnel (the bytes behind
+        it, still in ``conn.held``, are then relayed)."""
+        for index, message in enumerate(messages):
+            self._on_message(conn, message)
+            tunnel = conn.tunnel
+            if tunnel is not None:
+                rest = _broken_frame(bytes(conn.held), index + 1)
+                conn.held.clear()
+                tunnel.relay_now(conn, rest)
+                return True
+        return False
 
-    def _forget(self, conn: _Connection) -> None:
+    @staticmethod
+    def _pong(conn: Connection, pings: int) -> None:
+        for _ in range(pings):
+            conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong (refused on a reserved connection)
+
+    def _forget(self, conn: Connection) -> None:
+        conn.closed = True
+        self.relay.connection_lost(conn)
         if self._connections.pop(conn.flow, None) is None:
             return
+        self._by_id.pop(conn.ident, None)
         gone = self.location.flow_lost(conn.flow)
         for tx in [t for t, c in self._tx_connection.items() if c is conn]:
             del self._tx_connection[tx]
         log.info("flow %s closed; %d outbound binding(s) removed", conn.flow, len(gone))
 
-    def _answer_unparsed(self, conn: _Connection, raw: bytes, error: ParseError) -> None:
+    def flow_became_tunnel(self, conn: Connection) -> None:
+        """``conn`` carries a tunnel now: its bindings go (the UA re-registers elsewhere)."""
+        gone = self.location.flow_lost(conn.flow)
+        log.info("flow %s is a tunnel; %d binding(s) removed", conn.flow, len(gone))
+
+    def connection_by_id(self, ident: int) -> Connection | None:
+        return self._by_id.get(ident)
+
+    def connection_for_flow(self, flow: str) -> Connection | None:
+        return self._connections.get(flow)
+
+    def flow_to(self, contact: SipURI) -> str | None:
+        """An open connection from ``contact``'s host and port (a binding registered without
+        RFC 5626 outbound, reached by connection reuse); the newest one wins."""
+        host = contact.host.strip("[]")
+        secure = contact.scheme == "sips" or contact.transport == "tls"
+        port = contact.port or (5061 if secure else 5060)
+        for conn in reversed(self._connections.values()):
+            if conn.peer == (host, port) and conn.usable and not conn.peer_proxy:
+                return conn.flow
+        return None
+
+    def _answer_unparsed(self, conn: Connection, raw: bytes, error: ParseError) -> None:
         log.info("unparsable message on %s: %s", conn.flow, error.reason)
         response = error_response_for_raw(raw, error)
         if response is not None:
             conn.send(bytes(response))
 
-    def _on_message(self, conn: _Connection, message: Message) -> None:
+    # -- observations -------------------------------------------------------------------------
+
+    def _emit(self, observation: Observation) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(observation)
+        except Exception:  # an observer's bug must not break the proxy
+            log.exception("observer failed")
+
+    def _observe(self, direction: str, peer: str, message: Message, data: bytes | None) -> None:
+        if self.observer is not None:
+            raw = bytes(message) if data is None else data
+            at = asyncio.get_running_loop().time()
+            self._emit(SipSeen(self.config.domain, direction, peer, message, raw, at))
+
+    def observe_out(self, conn: _Peer, message: Message, data: bytes | None = None) -> None:
+        where = conn.peer_name if isinstance(conn, Connection) else conn.flow
+        self._observe("out", where, message, data)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def _on_message(self, conn: Connection, message: Message) -> None:
+        self._observe("in", conn.peer_name, message, None)
         if isinstance(message, Response):
-            return  # we send no requests: any response is stray (§18.1.2)
+            self.relay.handle_response(conn, message)  # §16.7 (not ours: dropped, §18.1.2)
+            return
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s from %s\n%s", message.method, message.uri, conn.flow, loggable(message)
             )
         now = asyncio.get_running_loop().time()
+        try:
+            for_us = self._for_registrar(message)
+        except ParseError as exc:
+            response = error_response_for_raw(bytes(message), exc)
+            if response is not None:
+                conn.send(bytes(response))
+            return
+        if not for_us:
+            self.relay.handle_request(conn, message, now)
+            return
         try:
             actions = self.layer.receive(message, now, reliable=True)
         except ParseError as exc:
@@ -607,6 +667,38 @@ class Registrar:
             return
         self._run(actions, now, conn)
 
+    def _for_registrar(self, request: Request) -> bool:
+        """Whether the registrar itself answers ``request``: a REGISTER, an ACK or CANCEL of
+        a transaction we answered, or a request addressed to us (no user, our host) with no
+        Route beyond ours; everything else is the proxy's (RFC 3261 §16)."""
+        if request.method == "REGISTER":
+            return True
+        if request.method == "ACK":
+            return self.layer.find_server(server_key(request)) is not None
+        if request.method == "CANCEL":
+            return self.layer.find_server(server_key(request)) is not None or (
+                self.layer.cancel_target(request) is not None
+            )
+        ours = self.relay.core.is_ours
+        return ours(request.uri) and all(ours(r.uri) for r in request.routes)
+
+    def reply(self, conn: _Peer, request: Request, response: Response, now: float) -> None:
+        """Answer ``request`` ourselves through a server transaction (its ACK is absorbed)."""
+        try:
+            actions = self.layer.receive(request, now, reliable=isinstance(conn, Connection))
+        except ParseError as exc:
+            raw = error_response_for_raw(bytes(request), exc)
+            if raw is not None:
+                conn.send(bytes(raw))
+            return
+        for action in actions:
+            if isinstance(action, NewRequest) and action.transaction is not None:
+                self._tx_connection[action.transaction] = conn
+                actions = self.layer.send_response(response, now, transaction=action.transaction)
+                self._run(actions, now, conn)
+                return
+        self._run(actions, now, conn)  # a retransmission: the transaction answers it again
+
     def _run(self, actions: list[LayerAction], now: float, conn: _Peer | None) -> None:
         for action in actions:
             if isinstance(action, NewRequest):
@@ -615,10 +707,12 @@ class Registrar:
                 tx = action.transaction
                 target = (self._tx_connection.get(tx) if tx is not None else None) or conn
                 message = action.message
-                if isinstance(target, _UDPPeer) and isinstance(message, Response):
+                if isinstance(target, UDPPeer) and isinstance(message, Response):
                     sent = target.send_response(message)
                 else:
                     sent = target is not None and target.send(bytes(message))
+                if sent and target is not None:
+                    self.observe_out(target, message)
                 if not sent and isinstance(tx, ServerTransaction):
                     self._run(self.layer.transport_error(tx, now), now, None)
             elif (
@@ -634,9 +728,16 @@ class Registrar:
         if tx is None or conn is None:
             return  # an ACK outside any transaction (§17.1.1.3): no answer
         self._tx_connection[tx] = conn
-        response = self.core.handle_request(
-            action.request, now, flow=conn.flow, cancels=action.cancels is not None
-        )
+        request = action.request
+        response: Response | None
+        if request.method == "CONNECT" and isinstance(conn, UDPPeer):
+            response = self.relay.core.reply(
+                request, 400, "sipsec needs a connection (TCP or TLS)"
+            ).response
+        else:
+            response = self.core.handle_request(
+                request, now, flow=conn.flow, cancels=action.cancels is not None
+            )
         if response is None:
             return
         if action.request.method == "REGISTER" and 200 <= response.status_code < 300:
@@ -659,97 +760,6 @@ class Registrar:
                 self._run(self.layer.handle_timer(now), now, None)
                 self._wake.clear()
 
-    # -- UDP ----------------------------------------------------------------------------------
-
-    async def _open_udp(self, host: str, port: int) -> DatagramEndpoint:
-        holder: list[DatagramEndpoint] = []
-
-        def on_datagram(data: bytes, source: tuple[str, int]) -> None:
-            self._on_datagram(holder[0], data, source)
-
-        endpoint = await open_datagram_endpoint(
-            on_datagram, local_addr=(host, port), on_error=_log_udp_error
-        )
-        holder.append(endpoint)
-        return endpoint
-
-    def _on_datagram(
-        self, endpoint: DatagramEndpoint, data: bytes, source: tuple[str, int]
-    ) -> None:
-        """One datagram on a UDP listener (see the module docstring); never raises."""
-        try:
-            self._handle_datagram(endpoint, data, source)
-        except Exception:  # one bad datagram must not stop the listener
-            self.udp_dropped += 1
-            log.exception("error while handling a datagram from %s:%d", *source)
-
-    def _handle_datagram(
-        self, endpoint: DatagramEndpoint, data: bytes, source: tuple[str, int]
-    ) -> None:
-        where = f"udp:{source[0]}:{source[1]}"
-        if is_stun(data):
-            self._answer_stun(endpoint, data, source)
-            return
-        if is_keepalive(data):
-            return
-        peer = _UDPPeer(where, endpoint, source)
-        try:
-            message = parse_message(data, max_size=MAX_DATAGRAM)
-        except ParseError as exc:
-            response = error_response_for_raw(data, exc)
-            if response is None:
-                self.udp_dropped += 1
-                log.info("dropped an unparsable datagram from %s: %s", where, exc.reason)
-            else:
-                log.info("unparsable request from %s: %s", where, exc.reason)
-                peer.send(bytes(response))  # to the source: its Via may be what broke
-            return
-        if isinstance(message, Response):
-            self.udp_dropped += 1  # we send no requests: any response is stray (§18.1.2)
-            return
-        try:
-            stamp_received(message, source)
-        except ParseError as exc:
-            response = error_response_for_raw(data, exc)
-            if response is not None:
-                peer.send(bytes(response))
-            else:
-                self.udp_dropped += 1
-            return
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s from %s\n%s", message.method, message.uri, where, loggable(message))
-        now = asyncio.get_running_loop().time()
-        try:
-            actions = self.layer.receive(message, now, reliable=False)
-        except ParseError as exc:
-            response = error_response_for_raw(data, exc)
-            if response is not None:
-                peer.send(bytes(response))
-            else:
-                self.udp_dropped += 1
-            return
-        self._run(actions, now, peer)
-
-    def _answer_stun(
-        self, endpoint: DatagramEndpoint, data: bytes, source: tuple[str, int]
-    ) -> None:
-        try:
-            request = parse_stun(data)
-        except StunError:
-            self.udp_dropped += 1
-            return
-        if request.type != BINDING_REQUEST:
-            self.udp_dropped += 1  # only Binding requests are served (RFC 5626 §8.4)
-            return
-        with contextlib.suppress(OSError, RuntimeError):
-            endpoint.sendto(stun_binding_response(request, source), source)
-            self.stun_answered += 1
-
-
-def _log_udp_error(exc: Exception) -> None:
-    # ICMP errors for datagrams we sent (a UA that went away): nothing to undo (§18.4).
-    log.info("UDP error: %s", exc)
-
 
 def _sockname(server: asyncio.Server) -> tuple[str, int]:
     name = server.sockets[0].getsockname()
@@ -767,9 +777,11 @@ def _log_tls_failure(exc: BaseException) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_registrar(config: RegistrarConfig) -> AsyncIterator[Registrar]:
+async def running_registrar(
+    config: RegistrarConfig, *, observer: Observer | None = None
+) -> AsyncIterator[Registrar]:
     """A started :class:`Registrar`, closed on exit (for tests and the demo network)."""
-    registrar = Registrar(config)
+    registrar = Registrar(config, observer=observer)
     await registrar.start()
     try:
         yield registrar
