@@ -1,4 +1,4 @@
-"""``softphone gui [--account FILE]``: the QApplication, the qasync loop and the phone.
+"""``softphone gui [--account FILE] [URI]``: the QApplication, the qasync loop and the phone.
 
 ARCHITECTURE.md: qasync runs asyncio on the Qt thread (PySide6.QtAsyncio lacks
 create_connection/start_tls), so the engine and the widgets share one thread and one loop.
@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from softphone.ua import Account, AccountError, UserAgent, ensure_instance_id, load_account
+from softphone.ua import (
+    Account,
+    AccountError,
+    CallHistory,
+    UserAgent,
+    ensure_instance_id,
+    load_account,
+)
 
 __all__ = ["Phone", "build_parser", "main"]
 
@@ -46,6 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the trusted-certificates file (default: the one the agent uses)",
     )
+    parser.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the call history file (default: history.json in the user data directory)",
+    )
+    parser.add_argument(
+        "--no-single-instance",
+        action="store_true",
+        help="do not hand the URI to a running phone, and do not listen for other launches",
+    )
+    parser.add_argument(
+        "uri",
+        nargs="?",
+        help="a sip:, sips:, sipsec: or tel: URI to open the dialer with (a running phone "
+        "gets it instead)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return parser
 
@@ -53,15 +78,43 @@ def build_parser() -> argparse.ArgumentParser:
 class Phone:
     """The main window, its bridge, and one user agent per account (Qt must be running)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, history_path: Path | None = None) -> None:
+        """``history_path``: the call history file (default: the user data directory)."""
         from ui.bridge import EngineBridge
+        from ui.calls import CallManager
         from ui.main_window import MainWindow
+        from ui.tray import Tray
 
         self.bridge = EngineBridge()
         self.window = MainWindow(self.bridge)
+        self.tray = Tray.create(self.window)
+        self.calls = CallManager(
+            self.bridge,
+            self.window,
+            history=CallHistory.load(history_path),
+            notify=None if self.tray is None else self.tray.notify,
+        )
         self.user_agents: list[UserAgent] = []
+        #: The account file of the first account (for the settings dialog), if any.
+        self.account_path: Path | None = None
         self.closed = asyncio.Event()
         self.window.closed.connect(self.closed.set)
+        self.window.settings_requested.connect(self.open_settings)
+
+    def open_settings(self) -> None:
+        """The settings dialog for the first account (non-modal: asyncio keeps running)."""
+        from PySide6.QtCore import Qt
+
+        from ui.settings import SettingsDialog
+
+        if not self.user_agents:
+            self.window.statusBar().showMessage(
+                "No account to set up: start with softphone gui --account FILE"
+            )
+            return
+        dialog = SettingsDialog(self.user_agents[0].account, self.account_path, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     def add_account(self, account: Account, **options: Any) -> UserAgent:
         """Show ``account`` and start registering it; ``options`` go to the UserAgent."""
@@ -71,22 +124,53 @@ class Phone:
         self.bridge.start(ua)
         return ua
 
+    def open_uri(self, uri: str) -> None:
+        """Open the dialer with ``uri`` (from the command line or another launch)."""
+        self.window.set_dial_text(uri)
+        self.window.show()
+        self.window.raise_()
+        self.window.activateWindow()
+
     async def close(self) -> None:
         """Stop registering, unregister and close every user agent, then the window."""
         await self.bridge.stop()
         await asyncio.gather(*(ua.close() for ua in self.user_agents), return_exceptions=True)
+        self.calls.close_all()
+        if self.tray is not None:
+            self.tray.hide()
         self.window.close()
 
 
-async def run(account: Account | None, pin_store: Path | None) -> int:
-    """Show the phone, register ``account`` (if any), run until the window is closed."""
-    phone = Phone()
+async def run(
+    account: Account | None,
+    pin_store: Path | None,
+    *,
+    uri: str | None = None,
+    history: Path | None = None,
+    single_instance: bool = True,
+    account_path: Path | None = None,
+) -> int:
+    """Show the phone, register ``account`` (if any), run until the window is closed.
+    ``uri`` opens the dialer with it; other launches hand theirs over (single instance)."""
+    from ui.single_instance import InstanceServer
+
+    phone = Phone(history_path=history)
     phone.window.show()
+    server = None
+    if single_instance:
+        server = InstanceServer(parent=phone.window)
+        server.uri_received.connect(phone.open_uri)
+        server.listen()
+    if uri is not None:
+        phone.open_uri(uri)
     if account is not None:
+        phone.account_path = account_path
         phone.add_account(account, pin_store_path=pin_store)
     try:
         await phone.closed.wait()
     finally:
+        if server is not None:
+            server.close()
         await phone.close()
     return EXIT_OK
 
@@ -125,11 +209,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"softphone gui: {exc}", file=sys.stderr)
             return EXIT_USAGE
 
+    from ui.single_instance import acceptable_uri
+
+    if args.uri is not None and not acceptable_uri(args.uri):
+        print(
+            f"softphone gui: {args.uri!r} is not a sip:, sips:, sipsec: or tel: URI",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
     import qasync
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
+    if args.uri is not None and not args.no_single_instance:
+        from ui.single_instance import hand_off
+
+        if hand_off(args.uri):
+            print(f"softphone gui: handed {args.uri} to the running phone", file=sys.stderr)
+            return EXIT_OK
     app.setApplicationName("Softphone")
     app.setApplicationDisplayName("Softphone")
     # The loop ends when run() returns (after unregistering), not when Qt sees no window.
@@ -137,7 +236,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
-        return int(loop.run_until_complete(run(account, args.pin_store)))
+        return int(
+            loop.run_until_complete(
+                run(
+                    account,
+                    args.pin_store,
+                    uri=args.uri,
+                    history=args.history,
+                    single_instance=not args.no_single_instance,
+                    account_path=args.account,
+                )
+            )
+        )
     finally:
         loop.close()
         asyncio.set_event_loop(None)

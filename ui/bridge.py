@@ -9,12 +9,20 @@ pattern), which keeps the engine free of Qt and the widgets free of the engine's
 - :meth:`EngineBridge.answer` is the answerer: it opens the trust dialog (never ``exec()``:
   a nested Qt loop would stall asyncio), awaits the person's answer as a future and returns
   it. If the engine stops waiting (the user agent closed), the dialog goes away unanswered.
+- Calls: :meth:`EngineBridge.place_call` runs ``UserAgent.call`` and reports
+  :attr:`call_started` or :attr:`call_failed` (the reason in words); an INVITE arriving is
+  :attr:`incoming_call`; every event about a call (``call_id``) is also :attr:`call_event`;
+  each SIP message is :attr:`trace` when the engine can report them (``on_trace``).
+- :meth:`EngineBridge.mark_verified` records "We compared it" in the engine's trust ledger
+  when it has one (:meth:`EngineBridge.can_mark_verified` says whether, and why not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +45,7 @@ from softphone.ua import (
     Unregistered,
     UserAgent,
 )
+from softphone.ua.call import CallError
 from ui.presenters import TrustDialogModel
 from ui.trust_dialog import TrustDialog
 
@@ -65,6 +74,11 @@ class EngineBridge(QObject):
     registering = Signal(str)  # the GUI asked the engine to register this AOR
     trust_dialog_shown = Signal(str, object)  # (aor, TrustDialog)
     trust_decided = Signal(str, object)  # (aor, TrustDecision)
+    call_started = Signal(str, object, object)  # (aor, Call, Protection | None)
+    call_failed = Signal(str, str, str)  # (aor, what was dialled, reason in words)
+    incoming_call = Signal(str, object)  # (aor, Call) ringing, waiting for accept/decline
+    call_event = Signal(str, object)  # (aor, event) every event that names a call_id
+    trace = Signal(str, object)  # (aor, TraceEntry)
 
     _SIGNALS: dict[type[Event], str] = {
         Registered: "registered",
@@ -88,6 +102,10 @@ class EngineBridge(QObject):
         #: Dialogs waiting for an answer right now, by AOR (for the window and for tests).
         self.open_dialogs: dict[str, TrustDialog] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: The user agents this bridge built, by AOR (the dialer calls through them).
+        self.user_agents: dict[str, UserAgent] = {}
+        #: Every trace entry so far, by AOR (a ladder opened mid-call shows the start too).
+        self.traces: dict[str, list[Any]] = {}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -96,7 +114,16 @@ class EngineBridge(QObject):
         name = self._SIGNALS.get(type(event))
         if name is not None:
             getattr(self, name).emit(aor, event)
+        if isinstance(getattr(event, "call_id", None), str):
+            self.call_event.emit(aor, event)
         self.any_event.emit(aor, event)
+
+    def on_trace(self, aor: str, entry: Any) -> None:
+        """A SIP message sent or received by the UA of ``aor`` (a ``TraceEntry``)."""
+        entries = self.traces.setdefault(aor, [])
+        entries.append(entry)
+        del entries[:-2000]  # a long session keeps the last messages only
+        self.trace.emit(aor, entry)
 
     # -- trust questions ---------------------------------------------------------------------
 
@@ -138,12 +165,87 @@ class EngineBridge(QObject):
         person through it (``trust_policy`` ``ask``). ``options`` go to the constructor."""
         aor = account.aor
         options.setdefault("trust_policy", TrustPolicy.ASK)
-        return UserAgent(
+        options.setdefault("on_incoming_call", lambda call: self.incoming_call.emit(aor, call))
+        if "on_trace" in _ua_parameters():
+            options.setdefault("on_trace", lambda entry: self.on_trace(aor, entry))
+        ua = UserAgent(
             account,
             answerer=self.answerer(aor),
             on_event=lambda event: self.on_event(aor, event),
             **options,
         )
+        self.user_agents[aor] = ua
+        return ua
+
+    # -- calls -------------------------------------------------------------------------------
+
+    @property
+    def traces_supported(self) -> bool:
+        """Whether this engine's UserAgent reports SIP messages (``on_trace``)."""
+        return "on_trace" in _ua_parameters()
+
+    def place_call(
+        self, aor: str, uri: str, protection: object = None
+    ) -> asyncio.Task[object | None]:
+        """Call ``uri`` from the UA of ``aor`` in the background: :attr:`call_started` with
+        the ``Call``, or :attr:`call_failed` with the reason in words (never an exception)."""
+
+        async def place() -> object | None:
+            ua = self.user_agents.get(aor)
+            if ua is None:
+                self.call_failed.emit(aor, uri, "No account to call from: add one first.")
+                return None
+            try:
+                call = await ua.call(uri)
+            except CallError as exc:
+                self.call_failed.emit(aor, uri, _sentence(exc.reason))
+                return None
+            except Exception as exc:
+                log.exception("calling %s failed unexpectedly", uri)
+                self.call_failed.emit(aor, uri, f"An internal error ({type(exc).__name__}).")
+                return None
+            self.call_started.emit(aor, call, protection)
+            return call
+
+        task = asyncio.ensure_future(place())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def can_mark_verified(self, aor: str) -> str:
+        """ "" when "We compared it" can be recorded for calls of ``aor``; else why not."""
+        ua = self.user_agents.get(aor)
+        if ua is None:
+            return "No account."
+        if callable(getattr(ua, "mark_verified", None)):
+            return ""
+        ledger = getattr(ua, "ledger", None)
+        if ledger is not None and callable(getattr(ledger, "mark_verified", None)):
+            return ""
+        return "This version of the engine keeps no trust ledger: nothing can be recorded yet."
+
+    def mark_verified(self, aor: str, peer_aor: str, fingerprint: str) -> str:
+        """Record that the person compared the safety number for ``peer_aor`` (whose
+        certificate has ``fingerprint``, ``AB:CD:...``); returns "" or the error in words."""
+        why_not = self.can_mark_verified(aor)
+        if why_not:
+            return why_not
+        ua = self.user_agents[aor]
+        try:
+            method = getattr(ua, "mark_verified", None)
+            if callable(method):
+                method(peer_aor, fingerprint)
+            else:
+                ledger = ua.ledger  # type: ignore[attr-defined]
+                digest = bytes.fromhex(fingerprint.replace(":", ""))
+                ledger.mark_verified(peer_aor, digest, "safety-number", dt.datetime.now(dt.UTC))
+                save = getattr(ua, "save_ledger", None)
+                if callable(save):
+                    save()
+        except (ValueError, OSError) as exc:  # LedgerError: not its current certificate...
+            log.warning("marking %s verified failed: %s", peer_aor, exc)
+            return _sentence(str(exc) or type(exc).__name__)
+        return ""
 
     def start(self, ua: UserAgent) -> asyncio.Task[None]:
         """Register ``ua`` in the background; failures arrive as events, not exceptions."""
@@ -173,3 +275,19 @@ class EngineBridge(QObject):
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _ua_parameters() -> frozenset[str]:
+    """The keyword arguments this engine's ``UserAgent`` takes (features vary by version)."""
+    try:
+        return frozenset(inspect.signature(UserAgent).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return "It failed."
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

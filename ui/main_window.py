@@ -1,17 +1,22 @@
 """The main window: accounts with their registration and registrar certificate, a dialer, a log.
 
-A skeleton that grows with the engine. It learns everything from the
-:class:`~ui.bridge.EngineBridge`'s signals and asks :mod:`ui.presenters` what to show; it
-never calls into the engine itself. Calls are not in the engine yet: the Call button is
-there, disabled, and says so.
+It learns everything from the :class:`~ui.bridge.EngineBridge`'s signals and asks
+:mod:`ui.presenters` / :mod:`ui.call_presenters` what to show; it never calls into the engine
+itself. The dialer takes ``sip:``, ``sips:``, ``sipsec:``, ``tel:`` or a bare ``user@domain``
+with the protection chosen explicitly (the typed scheme preselects it; the choice rewrites
+the scheme) and emits :attr:`MainWindow.dial_requested`; :class:`ui.calls.CallManager`
+places the call and reports failures back in words (:meth:`MainWindow.show_dial_error`).
+Below: the call history and the status log, as tabs (Ctrl+Tab).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QCloseEvent, QColor, QFontDatabase
+from PySide6.QtGui import QAction, QBrush, QCloseEvent, QColor, QFontDatabase, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPlainTextEdit,
     QPushButton,
+    QTabWidget,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -31,8 +37,15 @@ from PySide6.QtWidgets import (
 
 from softphone.ua import Event, TrustDecision
 from ui.bridge import EngineBridge
+from ui.call_presenters import (
+    DialError,
+    describe_call_event,
+    parse_dial,
+    rewrite_scheme,
+    typed_protection,
+)
+from ui.history_view import HistoryView
 from ui.presenters import (
-    CALL_DISABLED_TOOLTIP,
     PROTECTIONS,
     AccountPresenter,
     AccountView,
@@ -50,6 +63,8 @@ class MainWindow(QMainWindow):
     """The phone's window. :attr:`closed` tells the application to shut the engine down."""
 
     closed = Signal()
+    settings_requested = Signal()
+    dial_requested = Signal(str, str, object)  # (account AOR, URI for UserAgent.call, Protection)
 
     def __init__(self, bridge: EngineBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,10 +76,32 @@ class MainWindow(QMainWindow):
 
         central = QWidget()
         layout = QVBoxLayout(central)
-        layout.addWidget(self._accounts_box(), 1)
+        layout.addWidget(self._accounts_box())
         layout.addWidget(self._dialer_box())
-        layout.addWidget(self._status_box(), 1)
+        self.tabs = QTabWidget()
+        self.history_view = HistoryView()
+        self.history_problem = QLabel()
+        self.history_problem.setWordWrap(True)
+        self.history_problem.setVisible(False)
+        history_page = QWidget()
+        history_column = QVBoxLayout(history_page)
+        history_column.setContentsMargins(0, 0, 0, 0)
+        history_column.addWidget(self.history_problem)
+        history_column.addWidget(self.history_view)
+        self.tabs.addTab(history_page, "&History")
+        self.tabs.addTab(self._status_box(), "Status &log")
+        layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        menu = self.menuBar().addMenu("&Phone")
+        settings = QAction("&Settings…", self)
+        settings.setShortcut(QKeySequence("Ctrl+,"))
+        settings.triggered.connect(self.settings_requested)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        quit_action.triggered.connect(self.close)
+        menu.addAction(settings)
+        menu.addAction(quit_action)
+        self.settings_action = settings
         self.statusBar().showMessage("Ready")
 
         bridge.dialog_parent = self
@@ -86,6 +123,7 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(_STATE, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.accounts.currentItemChanged.connect(lambda *_: self._show_selected())
+        self.accounts.setMaximumHeight(110)
         column.addWidget(self.accounts, 1)
 
         details = QFormLayout()
@@ -109,24 +147,40 @@ class MainWindow(QMainWindow):
         box = QGroupBox("Call")
         column = QVBoxLayout(box)
         row = QHBoxLayout()
+        who = QLabel("&Who:")
         self.dial = QLineEdit()
         self.dial.setPlaceholderText("sip:bob@example.test")
         self.dial.setClearButtonEnabled(True)
+        self.dial.setToolTip("sip:, sips:, sipsec:, tel: or just user@domain")
+        who.setBuddy(self.dial)
+        row.addWidget(who)
         row.addWidget(self.dial, 1)
+        how = QLabel("&Protection:")
         self.protection = QComboBox()
         for protection in PROTECTIONS:
             self.protection.addItem(protection.label, protection)
-        self.protection.currentIndexChanged.connect(lambda _: self._show_protection())
+        how.setBuddy(self.protection)
+        self.protection.currentIndexChanged.connect(lambda _: self._protection_chosen())
+        row.addWidget(how)
         row.addWidget(self.protection)
-        self.call_button = QPushButton("Call")
-        self.call_button.setEnabled(False)
-        self.call_button.setToolTip(CALL_DISABLED_TOOLTIP)
+        self.call_button = QPushButton("&Call")
+        self.call_button.clicked.connect(self._dial)
+        self.dial.returnPressed.connect(self._dial)
+        self.dial.textEdited.connect(self._typed)
         row.addWidget(self.call_button)
         column.addLayout(row)
         self.protection_label = QLabel()
         self.protection_label.setObjectName("protectionWords")
+        self.protection_label.setWordWrap(True)
         column.addWidget(self.protection_label)
+        self.dial_error = QLabel()
+        self.dial_error.setObjectName("dialError")
+        self.dial_error.setWordWrap(True)
+        self.dial_error.setStyleSheet("color: #b22222;")
+        self.dial_error.setVisible(False)
+        column.addWidget(self.dial_error)
         self._show_protection()
+        self._update_call_button()
         return box
 
     def _status_box(self) -> QGroupBox:
@@ -149,6 +203,7 @@ class MainWindow(QMainWindow):
         self.accounts.addTopLevelItem(item)
         self.presenters[aor] = presenter
         self.items[aor] = item
+        self._update_call_button()
         self._show(presenter.view)
         if self.accounts.currentItem() is None:
             self.accounts.setCurrentItem(item)
@@ -167,7 +222,7 @@ class MainWindow(QMainWindow):
             self._log(f"You chose: {_DECISION_WORDS[decision]}")
 
     def _on_event(self, aor: str, event: Event) -> None:
-        self._log(describe_event(event))
+        self._log(describe_call_event(event) or describe_event(event))
         self._show(self.add_account(aor).apply(event))
 
     def _show(self, view: AccountView) -> None:
@@ -208,6 +263,76 @@ class MainWindow(QMainWindow):
 
     def _show_protection(self) -> None:
         self.protection_label.setText(f"Call setup: {self.selected_protection.words}")
+
+    def _typed(self, text: str) -> None:
+        """The typed scheme preselects the protection (sip: plain, sips: hop, sipsec: e2e)."""
+        self._clear_dial_error()
+        wanted = typed_protection(text)
+        if wanted is not None and wanted is not self.selected_protection:
+            self.protection.blockSignals(True)
+            self.protection.setCurrentIndex(PROTECTIONS.index(wanted))
+            self.protection.blockSignals(False)
+            self._show_protection()
+
+    def _protection_chosen(self) -> None:
+        """The chosen protection rewrites a typed scheme, so the two never disagree."""
+        self._show_protection()
+        text = self.dial.text()
+        rewritten = rewrite_scheme(text, self.selected_protection)
+        if rewritten != text:
+            self.dial.setText(rewritten)
+
+    def selected_aor(self) -> str | None:
+        """The account to call from: the selected one, else the first."""
+        item = self.accounts.currentItem() or self.accounts.topLevelItem(0)
+        return None if item is None else item.text(_ACCOUNT)
+
+    def _update_call_button(self) -> None:
+        has_account = self.accounts.topLevelItemCount() > 0
+        self.call_button.setEnabled(has_account)
+        self.call_button.setToolTip(
+            "Call (Enter in the address field)"
+            if has_account
+            else "Add an account first: softphone gui --account FILE"
+        )
+
+    def _dial(self) -> None:
+        aor = self.selected_aor()
+        if aor is None:
+            self.show_dial_error(
+                "No account to call from: start with softphone gui --account FILE."
+            )
+            return
+        domain = aor.split("@", 1)[1].split(";", 1)[0] if "@" in aor else None
+        try:
+            target = parse_dial(self.dial.text(), self.selected_protection, domain)
+        except DialError as exc:
+            self.show_dial_error(str(exc))
+            return
+        self._clear_dial_error()
+        self._log(f"Calling {target.uri} from {aor} ({target.protection.label})")
+        self.dial_requested.emit(aor, target.uri, target.protection)
+
+    def show_dial_error(self, text: str) -> None:
+        """Say in words why a call could not be placed (the dialer keeps its text)."""
+        self.dial_error.setText(text)
+        self.dial_error.setVisible(True)
+        self._log(f"Call failed: {text}")
+
+    def _clear_dial_error(self) -> None:
+        self.dial_error.clear()
+        self.dial_error.setVisible(False)
+
+    def set_dial_text(self, text: str) -> None:
+        """Put ``text`` (a URI from the command line or another instance) in the dialer."""
+        self.dial.setText(text)
+        self._typed(text)
+        self.dial.setFocus()
+
+    def show_history(self, entries: Iterable[Any], problem: str = "") -> None:
+        self.history_view.show_entries(entries)
+        self.history_problem.setText(problem)
+        self.history_problem.setVisible(bool(problem))
 
     def _log(self, text: str) -> None:
         stamp = dt.datetime.now().strftime("%H:%M:%S")

@@ -36,7 +36,6 @@ from softphone.ua import (
 )
 
 __all__ = [
-    "CALL_DISABLED_TOOLTIP",
     "PROTECTIONS",
     "AccountPresenter",
     "AccountView",
@@ -49,8 +48,6 @@ __all__ = [
     "grouped_fingerprint",
     "signalling_words",
 ]
-
-CALL_DISABLED_TOOLTIP = "Calls arrive with the next release"
 
 
 class Tone(Enum):

@@ -41,6 +41,7 @@ from softphone.ua.events import (
     Unregistered,
     event_from_json,
 )
+from softphone.ua.history import CallHistory, HistoryEntry, default_history_path
 from softphone.ua.registration import RegistrationError, RegistrationState
 from softphone.ua.secrets import (
     KeyringAccessError,
@@ -62,10 +63,12 @@ __all__ = [
     "AccountError",
     "Answerer",
     "Backoff",
+    "CallHistory",
     "CertificateSummary",
     "ConnectionLost",
     "ConnectionRestored",
     "Event",
+    "HistoryEntry",
     "KeyringAccessError",
     "Nameserver",
     "NoSecureKeyringError",
@@ -89,6 +92,7 @@ __all__ = [
     "TrustRequired",
     "Unregistered",
     "UserAgent",
+    "default_history_path",
     "delete_password",
     "ensure_instance_id",
     "event_from_json",

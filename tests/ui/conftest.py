@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import os
 
-# Before anything imports Qt (nothing below does; the QApplication comes later, from qapp).
+# Before Qt is imported below (the QApplication itself comes later, from qapp).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTEST_QT_API", "pyside6")
 
+import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import qasync
 from cryptography import x509
+from PySide6.QtWidgets import QApplication
 
 from softphone.security.certificates import Identity, fingerprint_sha256
 from softphone.security.pins import Pin, PinReason, PinStore
@@ -73,3 +77,22 @@ def questions() -> Questions:
         changed=_ask(certs.self_signed(DOMAIN).chain, anchors, pins),
         expired=_ask(certs.issue(ca, DOMAIN, expired=True).chain, anchors),
     )
+
+
+@pytest.fixture
+def run_in_qasync(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, None]], None]]:
+    """Run a coroutine on a qasync loop over pytest-qt's QApplication (as ``main`` does)."""
+    quit_on_close = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)  # the loop stops when the coroutine ends
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+
+    def run(coro: Coroutine[Any, Any, None]) -> None:
+        loop.run_until_complete(asyncio.wait_for(coro, 60))
+
+    try:
+        yield run
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+        qapp.setQuitOnLastWindowClosed(quit_on_close)

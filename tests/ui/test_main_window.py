@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from softphone.server.config import RegistrarConfig
@@ -64,9 +62,11 @@ def window(qtbot: QtBot) -> MainWindow:
 
 def test_skeleton(window: MainWindow) -> None:
     assert window.windowTitle() == "Softphone"
-    assert window.call_button.text() == "Call"
-    assert not window.call_button.isEnabled()
-    assert window.call_button.toolTip() == "Calls arrive with the next release"
+    assert window.call_button.text() == "&Call"
+    assert not window.call_button.isEnabled()  # no account to call from: it says so
+    assert window.call_button.toolTip() == "Add an account first: softphone gui --account FILE"
+    window.add_account(AOR)
+    assert window.call_button.isEnabled()
     assert window.dial.placeholderText() == "sip:bob@example.test"
     labels = [window.protection.itemText(i) for i in range(window.protection.count())]
     assert labels == ["End to end (sipsec)", "Hop by hop (sips:)", "Plain (sip:)"]
@@ -134,25 +134,6 @@ def test_main_refuses_a_missing_account_file(
 
 
 # --- end to end with the real engine --------------------------------------------------------
-
-
-@pytest.fixture
-def run_in_qasync(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, None]], None]]:
-    """Run a coroutine on a qasync loop over pytest-qt's QApplication (as ``main`` does)."""
-    quit_on_close = qapp.quitOnLastWindowClosed()
-    qapp.setQuitOnLastWindowClosed(False)  # the loop stops when the coroutine ends
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-
-    def run(coro: Coroutine[Any, Any, None]) -> None:
-        loop.run_until_complete(asyncio.wait_for(coro, 60))
-
-    try:
-        yield run
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-        qapp.setQuitOnLastWindowClosed(quit_on_close)
 
 
 def registrar_config() -> RegistrarConfig:

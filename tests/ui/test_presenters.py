@@ -20,7 +20,6 @@ from softphone.ua import (
 )
 from tests.ui.conftest import Questions
 from ui.presenters import (
-    CALL_DISABLED_TOOLTIP,
     PROTECTIONS,
     AccountPresenter,
     Protection,
@@ -140,7 +139,6 @@ def test_protection_words_follow_ux_md() -> None:
     )
     assert signalling_words(Transport.TLS) == Protection.SIPS.words
     assert signalling_words(Transport.TCP) == Protection.PLAIN.words
-    assert CALL_DISABLED_TOOLTIP == "Calls arrive with the next release"
 
 
 # --- one account's states -------------------------------------------------------------------

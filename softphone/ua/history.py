@@ -1,0 +1,228 @@
+"""The call history: one entry per call, kept in a JSON file that survives a crash.
+
+The GUI (and anything else driving a :class:`~softphone.ua.UserAgent`) feeds every engine
+event to :meth:`CallHistory.record` with the wall-clock time; the history follows the calls'
+:class:`~softphone.ua.events.CallState` phases (RFC 3261 §13: calling, ringing, established,
+ended) and what :class:`~softphone.ua.events.MediaStarted` and a peer-identity event said about
+the call's protection (UX.md's three questions), and writes the file after each change with
+:func:`softphone.storage.atomic_write`. So:
+
+- a call is in the file from its first event (``ended`` false) and is finished in place;
+- a crash leaves either the previous file or the new one, never half of one; an entry still
+  unfinished when the file is loaded again is shown as *interrupted*;
+- a corrupt or unreadable file is moved aside (``history.json.corrupt``), the history starts
+  empty and :attr:`CallHistory.problem` says so in words: the phone keeps working.
+
+No secret is ever stored: peers, times, reasons and UX.md's words only.
+
+The file: ``{"version": 1, "entries": [{...}, ...]}``, newest first, at most
+:data:`MAX_ENTRIES` entries, in ``<user data dir>/history.json`` (platformdirs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from softphone.storage import APP_NAME, atomic_write
+from softphone.ua.events import CallState, Event, MediaStarted
+
+__all__ = [
+    "MAX_ENTRIES",
+    "CallHistory",
+    "HistoryEntry",
+    "default_history_path",
+]
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+MAX_ENTRIES = 500
+#: The outcome of a call the phone stopped in the middle of (found unfinished when loading).
+INTERRUPTED = "interrupted (the phone stopped during the call)"
+
+
+def default_history_path() -> Path:
+    """``<user data dir>/history.json`` (platformdirs: ~/.local/share/softphone on Linux)."""
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "history.json"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One call. ``started`` is when it began (UTC), ``answered`` when it was established
+    (None: never answered), ``duration`` the seconds from the answer to the end (None while
+    going on or never answered); ``outcome`` is how it ended in words ("answered",
+    "busy", "missed"...); ``signalling``, ``audio`` and ``identity`` are UX.md's answers
+    as the engine reported them ("" until known)."""
+
+    call_id: str
+    direction: str  # "outgoing" | "incoming"
+    peer: str
+    started: dt.datetime
+    answered: dt.datetime | None = None
+    duration: float | None = None
+    outcome: str = "in progress"
+    ended: bool = False
+    signalling: str = ""
+    audio: str = ""
+    identity: str = ""  # claimed | certificate | seen-before | verified | changed | ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("outgoing", "incoming"):
+            raise ValueError(f"direction must be outgoing or incoming, not {self.direction!r}")
+        if self.started.tzinfo is None:
+            raise ValueError("started must be an aware datetime (UTC)")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started"] = self.started.isoformat()
+        data["answered"] = None if self.answered is None else self.answered.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HistoryEntry:
+        """Raises ``ValueError`` (or ``TypeError``/``KeyError``) for a malformed entry."""
+        values = dict(data)
+        values["started"] = dt.datetime.fromisoformat(values["started"])
+        if values.get("answered") is not None:
+            values["answered"] = dt.datetime.fromisoformat(values["answered"])
+        for name in ("call_id", "direction", "peer", "outcome"):
+            if not isinstance(values.get(name), str):
+                raise ValueError(f"{name} must be text")
+        return cls(**values)
+
+
+class CallHistory:
+    """The persisted history (see the module docstring); :attr:`entries` newest first."""
+
+    def __init__(self, path: Path | None = None, *, max_entries: int = MAX_ENTRIES) -> None:
+        self.path = path if path is not None else default_history_path()
+        self.max_entries = max_entries
+        self.entries: list[HistoryEntry] = []
+        #: What went wrong with the file, in words ("" when nothing did).
+        self.problem = ""
+
+    @classmethod
+    def load(cls, path: Path | None = None, *, max_entries: int = MAX_ENTRIES) -> CallHistory:
+        """The history in ``path`` (empty if there is none yet); never raises for a bad file."""
+        history = cls(path, max_entries=max_entries)
+        try:
+            raw = history.path.read_bytes()
+        except FileNotFoundError:
+            return history
+        except OSError as exc:
+            history.problem = f"The call history could not be read ({exc.strerror or exc})."
+            log.warning("%s", history.problem)
+            return history
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("version") != VERSION:
+                raise ValueError("not a version 1 history file")
+            items = data["entries"]
+            if not isinstance(items, list):
+                raise ValueError("entries is not a list")
+            entries = [HistoryEntry.from_json(item) for item in items]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            history._set_aside(exc)
+            return history
+        history.entries = [
+            e if e.ended else replace(e, ended=True, outcome=INTERRUPTED) for e in entries
+        ][:max_entries]
+        return history
+
+    def _set_aside(self, exc: Exception) -> None:
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        with contextlib.suppress(OSError):
+            os.replace(self.path, aside)
+        self.problem = (
+            f"The call history file was damaged and was set aside as {aside.name}; "
+            f"the history starts empty ({exc})."
+        )
+        log.warning("%s", self.problem)
+
+    # -- following the engine -----------------------------------------------------------------
+
+    def find(self, call_id: str) -> HistoryEntry | None:
+        for entry in self.entries:
+            if entry.call_id == call_id:
+                return entry
+        return None
+
+    def record(self, event: Event, now: dt.datetime) -> HistoryEntry | None:
+        """Take ``event`` (at wall-clock ``now``, UTC) into the history; returns the entry it
+        changed (and saved), or None for an event about no call."""
+        call_id = getattr(event, "call_id", None)
+        if not isinstance(call_id, str) or not call_id:
+            return None
+        entry = self.find(call_id)
+        if isinstance(event, CallState):
+            updated = self._phase(entry, event, now)
+        elif entry is None:
+            return None  # media or identity of a call we never saw begin
+        elif isinstance(event, MediaStarted):
+            updated = replace(entry, signalling=event.signalling, audio=event.audio)
+        elif event.name == "peer_identity":
+            state = getattr(event, "identity_state", "")
+            updated = replace(entry, identity=state if isinstance(state, str) else "")
+        else:
+            return None
+        if updated is entry:
+            return entry
+        self._put(updated)
+        self.save()
+        return updated
+
+    def _phase(
+        self, entry: HistoryEntry | None, event: CallState, now: dt.datetime
+    ) -> HistoryEntry:
+        if entry is None:
+            entry = HistoryEntry(event.call_id, event.direction, event.peer, now)
+        if entry.ended:
+            return entry
+        if event.state == "established" and entry.answered is None:
+            return replace(entry, answered=now, outcome="answered")
+        if event.state == "ended":
+            if entry.answered is not None:
+                duration = max(0.0, (now - entry.answered).total_seconds())
+                outcome = "answered"
+                if event.reason and event.reason not in ("hung up", "the other side hung up"):
+                    outcome = f"answered; ended: {event.reason}"
+                return replace(entry, ended=True, duration=duration, outcome=outcome)
+            outcome = event.reason or "not answered"
+            if entry.direction == "incoming" and event.reason in ("cancelled", ""):
+                outcome = "missed"
+            return replace(entry, ended=True, outcome=outcome)
+        return entry
+
+    def _put(self, entry: HistoryEntry) -> None:
+        for i, old in enumerate(self.entries):
+            if old.call_id == entry.call_id:
+                self.entries[i] = entry
+                return
+        self.entries.insert(0, entry)
+        del self.entries[self.max_entries :]
+
+    def save(self) -> None:
+        """Write the file atomically; a failure is logged and kept in :attr:`problem`."""
+        data = {"version": VERSION, "entries": [e.to_json() for e in self.entries]}
+        text = json.dumps(data, ensure_ascii=False, indent=1)
+        try:
+            atomic_write(self.path, text.encode("utf-8"))
+        except OSError as exc:
+            self.problem = f"The call history could not be saved ({exc.strerror or exc})."
+            log.warning("%s", self.problem)
+        else:
+            self.problem = ""
+
+    def clear(self) -> None:
+        """Forget every call (and save)."""
+        self.entries.clear()
+        self.save()

@@ -1,0 +1,311 @@
+"""Every call screen with sample engine events, for the screen tests and the screenshots.
+
+``python -m tests.ui.screens OUTDIR SUFFIX`` saves each screen as ``OUTDIR/<name><SUFFIX>.png``
+(run with ``QT_SCALE_FACTOR=2`` for the 200% shots). The events are the engine's own classes
+(``softphone.ua.events``, ``softphone.ua.trace``); the call objects are :class:`FakeCall`, a
+stand-in for widgets-only tests (the end-to-end test uses a real ``Call``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from softphone.ua import HistoryEntry
+from softphone.ua.call import AUDIO_WORDS, END_TO_END_SIGNALLING, CallError
+from softphone.ua.events import CallState, MediaStarted, PeerIdentity, TunnelState
+from softphone.ua.trace import TraceEntry
+
+ALICE = "sips:alice@atlanta.test"
+BOB = "sips:bob@biloxi.test"
+HOPS = "Encrypted to each server; servers on the way can read it"
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+FP = ":".join(f"{(b * 37) % 256:02X}" for b in range(32))
+SAFETY = " ".join(f"{(i * 7919) % 100000:05d}" for i in range(12))
+
+
+class _Direction(Enum):
+    OUTGOING = "outgoing"
+    INCOMING = "incoming"
+
+
+@dataclass
+class FakeCall:
+    """A call object for widget tests: records what the window asked of it."""
+
+    call_id: str
+    peer: str = BOB
+    incoming: bool = False
+    dtmf_ok: bool = True
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def direction(self) -> _Direction:
+        return _Direction.INCOMING if self.incoming else _Direction.OUTGOING
+
+    async def hangup(self) -> None:
+        self.actions.append("hangup")
+
+    async def hold(self) -> None:
+        self.actions.append("hold")
+
+    async def resume(self) -> None:
+        self.actions.append("resume")
+
+    async def answer(self) -> None:
+        self.actions.append("answer")
+
+    def reject(self, code: int = 486) -> None:
+        self.actions.append(f"reject {code}")
+
+    def send_dtmf(self, digits: str) -> None:
+        if not self.dtmf_ok:
+            raise CallError("the other phone did not offer telephone-event (RFC 4733)")
+        self.actions.append(f"dtmf {digits}")
+
+
+def sips_call_events(call_id: str = "c-sips") -> list[Any]:
+    return [
+        CallState(call_id, "outgoing", BOB, "calling"),
+        CallState(call_id, "outgoing", BOB, "ringing"),
+        CallState(call_id, "outgoing", BOB, "established"),
+        MediaStarted(call_id, "opus", True, SUITE, "sdes", AUDIO_WORDS["sdes-hops"], HOPS),
+    ]
+
+
+def sipsec_call_events(call_id: str = "c-sipsec", state: str = "certificate") -> list[Any]:
+    return [
+        TunnelState("t-1", "outgoing", BOB, "connecting", call_id=call_id),
+        CallState(call_id, "outgoing", BOB, "calling"),
+        TunnelState("t-1", "outgoing", BOB, "verified", call_id=call_id),
+        PeerIdentity(call_id, "t-1", BOB, FP, state, SAFETY),
+        CallState(call_id, "outgoing", BOB, "established"),
+        MediaStarted(
+            call_id, "opus", True, SUITE, "sdes", AUDIO_WORDS["end-to-end"], END_TO_END_SIGNALLING
+        ),
+    ]
+
+
+def raw(first: str, call_id: str, extra: str = "", body: str = "") -> bytes:
+    text = f"{first}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n{extra}"
+    text += f"Content-Length: {len(body)}\r\n\r\n{body}"
+    return text.encode()
+
+
+def trace_entries(call_id: str = "c-sips") -> list[TraceEntry]:
+    sdp = (
+        "v=0\r\n"
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3OA==\r\n"
+    )
+    auth = 'Proxy-Authorization: Digest username="alice", response="9f8e7d6c5b4a"\r\n'
+    proxy = "proxy.atlanta.test:5061"
+    invite = f"INVITE {BOB} SIP/2.0"
+    return [
+        TraceEntry(
+            0.00,
+            "sent",
+            proxy,
+            "CONNECT bob@biloxi.test SIP/2.0",
+            raw("CONNECT bob@biloxi.test SIP/2.0", "t-1"),
+            "tls-hop",
+        ),
+        TraceEntry(0.01, "sent", proxy, invite, raw(invite, call_id, "", sdp), "tls-hop"),
+        TraceEntry(
+            0.02,
+            "received",
+            proxy,
+            "SIP/2.0 407 Proxy Authentication Required",
+            raw("SIP/2.0 407 Proxy Authentication Required", call_id),
+            "tls-hop",
+        ),
+        TraceEntry(0.03, "sent", proxy, invite, raw(invite, call_id, auth, sdp), "tls-hop"),
+        TraceEntry(
+            0.05,
+            "received",
+            proxy,
+            "SIP/2.0 180 Ringing",
+            raw("SIP/2.0 180 Ringing", call_id),
+            "tls-hop",
+        ),
+        TraceEntry(
+            0.20,
+            "received",
+            "biloxi phone",
+            "SIP/2.0 200 OK",
+            raw("SIP/2.0 200 OK", call_id),
+            "sipsec-tunnel",
+        ),
+        TraceEntry(
+            0.21,
+            "sent",
+            "biloxi phone",
+            f"ACK {BOB} SIP/2.0",
+            raw(f"ACK {BOB} SIP/2.0", call_id),
+            "sipsec-tunnel",
+        ),
+        TraceEntry(
+            0.30,
+            "sent",
+            "192.0.2.10:5060",
+            "OPTIONS sip:x SIP/2.0",
+            raw("OPTIONS sip:x SIP/2.0", call_id),
+            "none",
+        ),
+    ]
+
+
+def history_entries() -> list[HistoryEntry]:
+    t = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
+    return [
+        HistoryEntry(
+            "h1",
+            "outgoing",
+            BOB,
+            t,
+            t,
+            95.0,
+            "answered",
+            True,
+            END_TO_END_SIGNALLING,
+            AUDIO_WORDS["end-to-end"],
+            "verified",
+        ),
+        HistoryEntry(
+            "h2",
+            "incoming",
+            "sips:carol@chicago.test",
+            t - dt.timedelta(hours=2),
+            t,
+            42.0,
+            "answered",
+            True,
+            HOPS,
+            AUDIO_WORDS["sdes-hops"],
+            "",
+        ),
+        HistoryEntry(
+            "h3",
+            "incoming",
+            "sip:dave@example.test",
+            t - dt.timedelta(days=1),
+            None,
+            None,
+            "missed",
+            True,
+            "",
+            "",
+            "",
+        ),
+        HistoryEntry(
+            "h4",
+            "outgoing",
+            "sips:erin@example.test",
+            t - dt.timedelta(days=2),
+            None,
+            None,
+            "busy",
+            True,
+            "",
+            "",
+            "",
+        ),
+    ]
+
+
+def build(out: Path, suffix: str) -> list[Path]:
+    """Build every screen, save it, return the files (a QApplication must not exist yet)."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    saved = []
+    for name, widget in screens().items():
+        widget.show()
+        app.processEvents()
+        path = out / f"{name}{suffix}.png"
+        widget.grab().save(str(path))
+        saved.append(path)
+        widget.close()
+    return saved
+
+
+def screens() -> dict[str, Any]:
+    """name -> a shown-ready widget with sample data."""
+    from ui.bridge import EngineBridge
+    from ui.call_presenters import LadderModel
+    from ui.calls import CallManager
+    from ui.main_window import MainWindow
+    from ui.presenters import Protection
+
+    result: dict[str, Any] = {}
+    bridge = EngineBridge()
+    window = MainWindow(bridge)
+    window.add_account(ALICE)
+    window.set_dial_text("sipsec:bob@biloxi.test")
+    window.show_history(history_entries())
+    result["main-window-dialer"] = window
+
+    window2 = MainWindow(EngineBridge())
+    window2.add_account(ALICE)
+    window2.set_dial_text("bob@")
+    window2._dial()
+    result["main-window-dial-error"] = window2
+
+    manager = CallManager(bridge, None, runner=lambda coro: coro.close())
+    bridge.call_started.emit(ALICE, FakeCall("c-sips"), Protection.SIPS)
+    for event in sips_call_events():
+        bridge.on_event(ALICE, event)
+    result["call-window-sips"] = manager.windows["c-sips"]
+
+    for event in sipsec_call_events():
+        bridge.on_event(ALICE, event)
+    bridge.call_started.emit(ALICE, FakeCall("c-sipsec"), Protection.SIPSEC)
+    result["call-window-sipsec"] = manager.windows["c-sipsec"]
+
+    for event in sipsec_call_events("c-changed", "changed"):
+        bridge.on_event(ALICE, event)
+    bridge.call_started.emit(ALICE, FakeCall("c-changed"), Protection.SIPSEC)
+    result["call-window-changed"] = manager.windows["c-changed"]
+
+    incoming = FakeCall("c-in", peer="sips:carol@chicago.test", incoming=True)
+    bridge.on_event(ALICE, CallState("c-in", "incoming", incoming.peer, "ringing"))
+    bridge.incoming_call.emit(ALICE, incoming)
+    result["incoming-call-claimed"] = manager.incoming["c-in"]
+
+    incoming2 = FakeCall("c-in2", peer=BOB, incoming=True)
+    for event in (
+        TunnelState("t-2", "incoming", BOB, "verified", call_id="c-in2"),
+        CallState("c-in2", "incoming", BOB, "ringing"),
+        PeerIdentity("c-in2", "t-2", BOB, FP, "verified", SAFETY),
+    ):
+        bridge.on_event(ALICE, event)
+    bridge.incoming_call.emit(ALICE, incoming2)
+    result["incoming-call-verified"] = manager.incoming["c-in2"]
+
+    from ui.ladder import LadderWindow
+
+    ladder = LadderWindow(
+        LadderModel.from_entries(trace_entries(), call_ids={"c-sips", "t-1"}),
+        title="SIP trace: call with sips:bob@biloxi.test",
+    )
+    ladder.view.select(3)
+    result["sip-trace-ladder"] = ladder
+
+    from softphone.ua import Account
+    from ui.settings import SettingsDialog
+
+    settings = SettingsDialog(Account(aor=ALICE, registrar="sips:atlanta.test"), None)
+    settings.tabs.setCurrentIndex(1)
+    result["settings-security"] = settings
+    return result
+
+
+if __name__ == "__main__":
+    for saved in build(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else ""):
+        print(saved)

@@ -1,0 +1,263 @@
+"""The in-call window: who, how long, mute, hold, the DTMF keypad, hang up, the audio level
+and the security panel (UX.md's three answers).
+
+It shows a :class:`~ui.call_presenters.CallPresenter` and acts on the engine's ``Call``
+(duck-typed: ``hangup()``, and when this engine has them ``hold()``/``resume()``,
+``send_dtmf(digits)``, ``set_muted(bool)``). A control whose engine piece is missing stays
+visible, disabled, with a tooltip saying what is missing. Every action has a keyboard path:
+Tab order, Alt+letter mnemonics, and the keypad's digits as shortcuts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QFont, QKeySequence
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from softphone.ua.call import CallError
+from ui.call_presenters import CallPresenter, Level, keypad_digits
+from ui.security_panel import SecurityPanel
+
+__all__ = ["CallWindow", "Runner"]
+
+log = logging.getLogger(__name__)
+
+#: Schedules a coroutine (``asyncio.ensure_future`` under qasync).
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
+
+NOT_ANSWERED = "Available once the call is answered"
+
+
+def _has(call: Any, *names: str) -> bool:
+    return call is not None and all(callable(getattr(call, n, None)) for n in names)
+
+
+class CallWindow(QWidget):
+    """One call's window. :attr:`trace_requested` asks for the SIP trace of this call;
+    :attr:`compare_requested` carries "We compared it" to whoever holds the ledger."""
+
+    trace_requested = Signal(str)  # call_id
+    compare_requested = Signal(str)  # call_id
+
+    def __init__(
+        self,
+        presenter: CallPresenter,
+        call: Any = None,
+        *,
+        runner: Runner | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ledger_missing: str = "",
+        trace_missing: str = "",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.presenter = presenter
+        self.call = call
+        self.runner: Runner = runner or asyncio.ensure_future
+        self.clock = clock
+        self.ledger_missing = ledger_missing
+        self.trace_missing = trace_missing
+        self.muted = False
+        self.setWindowTitle(f"Call with {presenter.peer}")
+        self.resize(620, 760)
+
+        column = QVBoxLayout(self)
+        self.peer_label = QLabel(presenter.peer)
+        font = QFont(self.peer_label.font())
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.peer_label.setFont(font)
+        self.peer_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        column.addWidget(self.peer_label)
+        status = QHBoxLayout()
+        self.phase_label = QLabel()
+        self.timer_label = QLabel("0:00")
+        self.timer_label.setAccessibleName("Call duration")
+        status.addWidget(self.phase_label, 1)
+        status.addWidget(self.timer_label)
+        column.addLayout(status)
+
+        self.level_bar = QProgressBar()
+        self.level_bar.setRange(0, 100)
+        self.level_bar.setFormat("Audio level %p%")
+        self.level_bar.setVisible(False)  # only when the engine reports levels
+        column.addWidget(self.level_bar)
+
+        column.addLayout(self._controls())
+        column.addLayout(self._keypad())
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        column.addWidget(self.message)
+
+        self.security = SecurityPanel()
+        self.security.compared.connect(lambda: self.compare_requested.emit(presenter.call_id))
+        column.addWidget(self.security, 1)
+
+        self.ticker = QTimer(self)
+        self.ticker.setInterval(1000)
+        self.ticker.timeout.connect(self._tick)
+        self.ticker.start()
+        self.refresh()
+
+    # -- building ------------------------------------------------------------------------
+
+    def _controls(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.mute_button = QPushButton("&Mute")
+        self.mute_button.setCheckable(True)
+        self.mute_button.toggled.connect(self._mute)
+        self.hold_button = QPushButton("H&old")
+        self.hold_button.setCheckable(True)
+        self.hold_button.clicked.connect(self._hold)
+        self.trace_button = QPushButton("SIP &trace…")
+        self.trace_button.setToolTip("The messages of this call, who sent them to whom")
+        self.trace_button.clicked.connect(lambda: self.trace_requested.emit(self.presenter.call_id))
+        if self.trace_missing:
+            self.trace_button.setEnabled(False)
+            self.trace_button.setToolTip(self.trace_missing)
+        self.hangup_button = QPushButton("&Hang up")
+        self.hangup_button.setShortcut(QKeySequence("Ctrl+E"))
+        self.hangup_button.setToolTip("End the call (Alt+H or Ctrl+E)")
+        self.hangup_button.setStyleSheet(
+            f"QPushButton {{ background: {Level.NONE.colour}; color: white; font-weight: bold;"
+            " padding: 4px 12px; }"
+            " QPushButton:disabled { background: #888; }"
+            " QPushButton:focus { border: 2px solid black; }"
+        )
+        self.hangup_button.clicked.connect(self._hangup)
+        for button in (self.mute_button, self.hold_button, self.trace_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        row.addWidget(self.hangup_button)
+        return row
+
+    def _keypad(self) -> QGridLayout:
+        grid = QGridLayout()
+        self.keypad: dict[str, QPushButton] = {}
+        for i, digit in enumerate(keypad_digits()):
+            button = QPushButton(digit)
+            button.setShortcut(QKeySequence(digit))
+            button.setAccessibleName(f"DTMF {digit}")
+            button.clicked.connect(lambda _=False, d=digit: self._dtmf(d))
+            grid.addWidget(button, i // 3, i % 3)
+            self.keypad[digit] = button
+        self.dtmf_sent = QLabel()
+        self.dtmf_sent.setAccessibleName("Digits sent")
+        grid.addWidget(self.dtmf_sent, 0, 3, 4, 1)
+        return grid
+
+    # -- showing ---------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Show the presenter's current state (after each event)."""
+        p = self.presenter
+        self.phase_label.setText(p.phase_words)
+        self.timer_label.setText(p.timer(self.clock()))
+        if p.level is not None:
+            self.level_bar.setVisible(True)
+            self.level_bar.setValue(round(p.level * 100))
+        self.security.show_model(p.panel(), ledger_missing=self.ledger_missing)
+        if p.corrected:
+            log.warning("call %s: the engine's words claimed too much: %s", p.call_id, p.corrected)
+        established = p.phase == "established"
+        ended = p.phase == "ended"
+        self._enable(self.mute_button, established, _has(self.call, "set_muted"), "mute")
+        self._enable(self.hold_button, established, _has(self.call, "hold", "resume"), "hold")
+        self.hold_button.setText("Res&ume" if "us" in p.held_by else "H&old")
+        self.hold_button.setChecked("us" in p.held_by)
+        dtmf = _has(self.call, "send_dtmf")
+        held = "us" in p.held_by
+        for button in self.keypad.values():
+            self._enable(button, established and not held, dtmf, "send DTMF")
+            if established and held and dtmf:
+                button.setToolTip("Not while the call is on hold")
+        self.hangup_button.setEnabled(not ended and self.call is not None)
+        if self.call is None:
+            self.hangup_button.setToolTip("This window shows events only: no call to end")
+        if ended:
+            self.ticker.stop()
+            self.setWindowTitle(f"Call with {p.peer} (ended)")
+
+    def _enable(self, button: QPushButton, now: bool, supported: bool, what: str) -> None:
+        if not supported:
+            button.setEnabled(False)
+            button.setToolTip(f"This version of the engine cannot {what} yet")
+            return
+        button.setEnabled(now)
+        button.setToolTip("" if now else NOT_ANSWERED)
+
+    def _tick(self) -> None:
+        self.timer_label.setText(self.presenter.timer(self.clock()))
+
+    def say(self, text: str, level: Level | None = None) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet(f"color: {level.colour};" if level else "")
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _run(self, what: str, coro: Coroutine[Any, Any, Any]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except CallError as exc:  # the call goes on (or has ended): say why in words
+                log.info("%s failed: %s", what, exc.reason)
+                self.say(f"Could not {what}: {exc.reason}", Level.NONE)
+            except Exception as exc:
+                log.exception("%s failed unexpectedly", what)
+                self.say(f"Could not {what}: an internal error ({type(exc).__name__})", Level.NONE)
+            self.refresh()
+
+        self.runner(guarded())
+
+    def _hangup(self) -> None:
+        if self.call is not None and self.presenter.phase != "ended":
+            self.hangup_button.setEnabled(False)
+            self.say("Hanging up…")
+            self._run("hang up", self.call.hangup())
+
+    def _hold(self) -> None:
+        if self.call is None:
+            return
+        if "us" in self.presenter.held_by:
+            self._run("resume the call", self.call.resume())
+        else:
+            self._run("put the call on hold", self.call.hold())
+
+    def _mute(self, on: bool) -> None:
+        if not _has(self.call, "set_muted"):
+            return
+        try:
+            self.call.set_muted(on)
+        except CallError as exc:  # the engine's refusal is shown, not raised
+            self.say(f"Could not {'mute' if on else 'unmute'}: {exc.reason}", Level.NONE)
+            return
+        self.muted = on
+        self.mute_button.setText("Un&mute" if on else "&Mute")
+
+    def _dtmf(self, digit: str) -> None:
+        if not _has(self.call, "send_dtmf") or self.presenter.phase != "established":
+            return
+        try:
+            self.call.send_dtmf(digit)
+        except CallError as exc:  # e.g. the peer offered no telephone-event (RFC 4733)
+            self.say(f"Could not send {digit}: {exc.reason}", Level.NONE)
+            return
+        self.dtmf_sent.setText((self.dtmf_sent.text() + digit)[-16:])
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802  # Qt's name
+        self.ticker.stop()
+        super().closeEvent(event)

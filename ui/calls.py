@@ -1,0 +1,260 @@
+"""The calls of the GUI: from the bridge's signals to the call windows, and back to the engine.
+
+:class:`CallManager` keeps one :class:`~ui.call_presenters.CallPresenter` per call (made from
+the first event that names it, so nothing is missed while ``UserAgent.call`` returns) and:
+
+- places the calls the dialer asks for (:meth:`EngineBridge.place_call`), and shows a failure
+  in the dialer, in words;
+- opens the :class:`~ui.incoming.IncomingCallWindow` for an INVITE (ringtone, and a tray
+  notification when a tray exists), answers or declines (603, RFC 3261 §21.6.2) as told;
+- opens a :class:`~ui.call_window.CallWindow` per call, feeds it every event, and records
+  "We compared it" through the bridge's ledger;
+- records every call in the :class:`softphone.ua.CallHistory` and refreshes the history list;
+- opens the SIP trace ladder of a call and keeps it live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from PySide6.QtCore import QObject
+
+from softphone.ua import CallHistory
+from softphone.ua.call import CallError
+from ui.bridge import EngineBridge
+from ui.call_presenters import CallPresenter, LadderModel, Level
+from ui.call_window import CallWindow
+from ui.incoming import IncomingCallWindow, Ringtone, SilentRingtone
+from ui.ladder import LadderWindow
+from ui.main_window import MainWindow
+from ui.presenters import Protection
+
+__all__ = ["CallManager", "Notifier"]
+
+log = logging.getLogger(__name__)
+
+#: Shows a desktop notification (title, text); the tray's ``showMessage`` when there is one.
+Notifier = Callable[[str, str], None]
+
+
+class CallManager(QObject):
+    def __init__(
+        self,
+        bridge: EngineBridge,
+        window: MainWindow | None = None,
+        *,
+        history: CallHistory | None = None,
+        ringtone: Ringtone | None = None,
+        notify: Notifier | None = None,
+        runner: Callable[[Coroutine[Any, Any, Any]], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        super().__init__(window)
+        self.bridge = bridge
+        self.window = window
+        self.history = history
+        self.ringtone = ringtone or SilentRingtone()
+        self.notify = notify
+        self.runner = runner or asyncio.ensure_future
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.presenters: dict[str, CallPresenter] = {}
+        self.calls: dict[str, Any] = {}
+        self.aors: dict[str, str] = {}
+        self.windows: dict[str, CallWindow] = {}
+        self.incoming: dict[str, IncomingCallWindow] = {}
+        self.ladders: dict[str, LadderWindow] = {}
+        self._early: dict[str, list[Any]] = {}  # events of calls not yet seen begin
+        self._tunnels: dict[str, list[Any]] = {}  # tunnel events before their call_id
+        bridge.call_event.connect(self._on_event)
+        bridge.call_started.connect(self._on_started)
+        bridge.call_failed.connect(self._on_failed)
+        bridge.incoming_call.connect(self._on_incoming)
+        bridge.trace.connect(self._on_trace)
+        if window is not None:
+            window.dial_requested.connect(self.dial)
+            if history is not None:
+                window.show_history(history.entries, history.problem)
+
+    # -- placing --------------------------------------------------------------------------
+
+    def dial(self, aor: str, uri: str, protection: object = None) -> None:
+        self.bridge.place_call(aor, uri, protection)
+
+    def _on_failed(self, aor: str, uri: str, reason: str) -> None:
+        if self.window is not None:
+            self.window.show_dial_error(f"Could not call {uri}: {reason}")
+
+    def _on_started(self, aor: str, call: Any, protection: object) -> None:
+        presenter = self._presenter_for_call(aor, call)
+        if isinstance(protection, Protection):
+            presenter.protection = protection
+        self.open_call_window(presenter.call_id)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _presenter_for_call(self, aor: str, call: Any) -> CallPresenter:
+        call_id = str(call.call_id)
+        presenter = self.presenters.get(call_id)
+        if presenter is None:
+            presenter = CallPresenter.from_call(call)
+            self.presenters[call_id] = presenter
+            for event in self._early.pop(call_id, []):
+                presenter.apply(event, self.clock())
+        self.calls[call_id] = call
+        self.aors[call_id] = aor
+        return presenter
+
+    def _on_event(self, aor: str, event: Any) -> None:
+        call_id = getattr(event, "call_id", "")
+        tunnel_id = getattr(event, "tunnel_id", "")
+        if not call_id:
+            if tunnel_id:  # a tunnel event before its call is known: kept for the call
+                self._tunnels.setdefault(tunnel_id, []).append(event)
+            return
+        for early in self._tunnels.pop(tunnel_id, []) if tunnel_id else []:
+            self._on_event(aor, _with_call_id(early, call_id))
+        changed = self.history is not None and self.history.record(event, self.wall_clock())
+        if changed and self.window is not None and self.history is not None:
+            self.window.show_history(self.history.entries, self.history.problem)
+        presenter = self.presenters.get(call_id)
+        if presenter is None:
+            if getattr(event, "name", "") != "call_state":
+                self._early.setdefault(call_id, []).append(event)
+                return
+            presenter = CallPresenter(call_id, event.peer, event.direction)
+            self.presenters[call_id] = presenter
+            self.aors[call_id] = aor
+            for early in self._early.pop(call_id, []):
+                presenter.apply(early, self.clock())
+        presenter.apply(event, self.clock())
+        if (
+            getattr(event, "name", "") == "call_state"
+            and event.state == "established"
+            and call_id not in self.windows
+        ):
+            self.open_call_window(call_id)
+        for view in (self.windows.get(call_id), self.incoming.get(call_id)):
+            if view is not None:
+                view.refresh()
+        if getattr(event, "name", "") == "call_state" and event.state == "ended":
+            self.ringtone.stop()
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def _on_incoming(self, aor: str, call: Any) -> None:
+        presenter = self._presenter_for_call(aor, call)
+        dialog = IncomingCallWindow(presenter, ringtone=self.ringtone, parent=self.window)
+        dialog.accept_call.connect(self.accept)
+        dialog.decline_call.connect(self.decline)
+        self.incoming[presenter.call_id] = dialog
+        dialog.show()
+        if self.notify is not None:
+            self.notify("Incoming call", f"{presenter.peer} is calling")
+
+    def accept(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        window = self.open_call_window(call_id)
+
+        async def answer() -> None:
+            try:
+                await call.answer()
+            except CallError as exc:
+                window.say(f"Could not answer: {exc.reason}", Level.NONE)
+
+        self.runner(answer())
+
+    def decline(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        try:
+            call.reject(603)  # RFC 3261 §21.6.2 Decline: the person does not want this call
+        except CallError as exc:
+            log.info("declining %s: %s", call_id, exc.reason)
+
+    # -- windows ------------------------------------------------------------------------------
+
+    def open_call_window(self, call_id: str) -> CallWindow:
+        window = self.windows.get(call_id)
+        if window is None:
+            presenter = self.presenters[call_id]
+            aor = self.aors.get(call_id, "")
+            window = CallWindow(
+                presenter,
+                self.calls.get(call_id),
+                runner=self.runner,
+                clock=self.clock,
+                ledger_missing=self.bridge.can_mark_verified(aor),
+                trace_missing=""
+                if self.bridge.traces_supported
+                else "This version of the engine reports no SIP messages (no on_trace)",
+            )
+            window.compare_requested.connect(self.compared)
+            window.trace_requested.connect(self.open_ladder)
+            self.windows[call_id] = window
+        elif window.call is None and call_id in self.calls:
+            window.call = self.calls[call_id]  # the window opened on events before the Call came
+            window.refresh()
+        window.show()
+        window.raise_()
+        return window
+
+    def compared(self, call_id: str) -> None:
+        """ "We compared it": mark the peer verified in the ledger, then show it."""
+        presenter = self.presenters[call_id]
+        window = self.windows[call_id]
+        if not presenter.fingerprint or not presenter.peer_aor:
+            window.security.set_status("No certificate from the other phone to verify.", Level.NONE)
+            return
+        error = self.bridge.mark_verified(
+            self.aors.get(call_id, ""), presenter.peer_aor, presenter.fingerprint
+        )
+        if error:
+            window.security.set_status(f"Not recorded: {error}", Level.NONE)
+            return
+        presenter.marked_verified()
+        window.refresh()
+        window.security.set_status(
+            f"Recorded: {presenter.peer_aor} is verified by safety number.", Level.BEST
+        )
+
+    def open_ladder(self, call_id: str) -> LadderWindow:
+        ladder = self.ladders.get(call_id)
+        if ladder is None:
+            presenter = self.presenters[call_id]
+            entries = self.bridge.traces.get(self.aors.get(call_id, ""), [])
+            model = LadderModel.from_entries(entries, call_ids={call_id, *presenter.tunnel_ids})
+            ladder = LadderWindow(model, title=f"SIP trace: call with {presenter.peer}")
+            self.ladders[call_id] = ladder
+        ladder.show()
+        ladder.raise_()
+        return ladder
+
+    def _on_trace(self, aor: str, entry: Any) -> None:
+        for call_id, ladder in self.ladders.items():
+            presenter = self.presenters.get(call_id)
+            if presenter is not None and ladder.model.call_ids is not None:
+                ladder.model.call_ids |= presenter.tunnel_ids
+            ladder.add(entry)
+
+    def close_all(self) -> None:
+        for window in [*self.windows.values(), *self.incoming.values(), *self.ladders.values()]:
+            window.close()
+
+
+def _with_call_id(event: Any, call_id: str) -> Any:
+    """A tunnel event that came before its call was known, now naming the call."""
+    try:
+        return dataclasses.replace(event, call_id=call_id)
+    except (TypeError, ValueError):
+        return event

@@ -1,0 +1,165 @@
+"""The in-call security panel: UX.md's three questions, each in words, a colour and a text
+label (never colour alone, never a bare padlock), under a summary that is the weakest answer.
+
+It shows what :class:`~ui.call_presenters.SecurityPanelModel` decided: the peer certificate's
+fingerprint in hex groups, the safety number in groups of five with a "We compared it"
+button, and the media details (SRTP suite, key exchange, where the keys travelled).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.call_presenters import Level, SecurityPanelModel, SecurityRow
+
+__all__ = ["SecurityPanel", "badge_style"]
+
+
+def badge_style(level: Level) -> str:
+    """White bold text on the level's colour (the colours are dark enough for it)."""
+    return (
+        f"QLabel {{ background: {level.colour}; color: white; font-weight: bold;"
+        " padding: 2px 6px; border-radius: 3px; }"
+    )
+
+
+class _Row:
+    def __init__(self, grid: QGridLayout, row: int) -> None:
+        self.title = QLabel()
+        self.title.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.badge = QLabel()
+        self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.badge.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
+        self.words = QLabel()
+        self.words.setWordWrap(True)
+        self.words.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        grid.addWidget(self.title, row, 0)
+        grid.addWidget(self.badge, row, 1, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.words, row, 2)
+        grid.addWidget(self.details, row + 1, 2)
+
+    def show(self, model: SecurityRow) -> None:
+        self.title.setText(f"<b>{model.title}</b>")
+        self.badge.setText(model.label)
+        self.badge.setStyleSheet(badge_style(model.level))
+        self.words.setText(model.words)
+        self.words.setStyleSheet(f"color: {model.colour};")
+        self.details.setText("\n".join(model.details))
+        self.details.setVisible(bool(model.details))
+
+
+class SecurityPanel(QGroupBox):
+    """The panel; :attr:`compared` fires when the person presses "We compared it"."""
+
+    compared = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Security of this call", parent)
+        column = QVBoxLayout(self)
+
+        summary_row = QVBoxLayout()
+        self.summary_badge = QLabel()
+        self.summary_badge.setObjectName("summaryBadge")
+        font = QFont(self.summary_badge.font())
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        self.summary_badge.setFont(font)
+        self.summary_words = QLabel()
+        self.summary_words.setWordWrap(True)
+        self.summary_badge.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
+        self.summary_words.setStyleSheet("font-weight: bold;")
+        summary_row.addWidget(self.summary_badge, 0, Qt.AlignmentFlag.AlignTop)
+        summary_row.addWidget(self.summary_words, 1)
+        column.addLayout(summary_row)
+
+        grid = QGridLayout()
+        grid.setColumnStretch(2, 1)
+        grid.setHorizontalSpacing(10)
+        self.signalling = _Row(grid, 0)
+        self.identity = _Row(grid, 2)
+        self.audio = _Row(grid, 4)
+        column.addLayout(grid)
+
+        fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.fingerprint_title = QLabel("<b>Their certificate (SHA-256)</b>")
+        self.fingerprint = QLabel()
+        self.fingerprint.setFont(fixed)
+        self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        column.addWidget(self.fingerprint_title)
+        column.addWidget(self.fingerprint)
+
+        self.safety_title = QLabel(
+            "<b>Safety number</b> — read it aloud to each other; it must be the same on both phones"
+        )
+        self.safety_title.setWordWrap(True)
+        self.safety_number = QLabel()
+        big = QFont(fixed)
+        big.setPointSizeF(fixed.pointSizeF() * 1.3)
+        self.safety_number.setFont(big)
+        self.safety_number.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.compare_button = QPushButton("&We compared it")
+        self.compare_button.setToolTip(
+            "Mark this contact verified: you read the safety number to each other and it "
+            "was the same"
+        )
+        self.compare_button.clicked.connect(self.compared)
+        self.compare_status = QLabel()
+        self.compare_status.setWordWrap(True)
+        safety_row = QHBoxLayout()
+        safety_row.addWidget(self.safety_number, 1)
+        safety_row.addWidget(self.compare_button, 0, Qt.AlignmentFlag.AlignTop)
+        column.addWidget(self.safety_title)
+        column.addLayout(safety_row)
+        column.addWidget(self.compare_status)
+        column.addStretch(1)
+        self.model: SecurityPanelModel | None = None
+
+    def show_model(self, model: SecurityPanelModel, *, ledger_missing: str = "") -> None:
+        """Show ``model``; ``ledger_missing`` (why verification cannot be recorded) disables
+        "We compared it" with that tooltip."""
+        self.model = model
+        weakest = model.weakest
+        self.summary_badge.setText(model.summary)
+        self.summary_badge.setStyleSheet(badge_style(weakest.level))
+        self.summary_words.setText(model.summary_words)
+        self.signalling.show(model.signalling)
+        self.identity.show(model.identity)
+        self.audio.show(model.audio)
+        has_fp = model.fingerprint is not None
+        self.fingerprint_title.setVisible(has_fp)
+        self.fingerprint.setVisible(has_fp)
+        self.fingerprint.setText(model.fingerprint or "")
+        has_number = model.safety_number is not None
+        for widget in (self.safety_title, self.safety_number, self.compare_button):
+            widget.setVisible(has_number)
+        self.safety_number.setText(model.safety_number or "")
+        if ledger_missing:
+            self.compare_button.setEnabled(False)
+            self.compare_button.setToolTip(ledger_missing)
+        else:
+            self.compare_button.setEnabled(model.can_mark_verified)
+            self.compare_button.setToolTip(
+                "Mark this contact verified: you read the safety number to each other "
+                "and it was the same"
+                if model.can_mark_verified
+                else "Already verified"
+            )
+        if model.corrected:
+            self.compare_status.setText(f"Note: {model.corrected}")
+
+    def set_status(self, text: str, level: Level | None = None) -> None:
+        self.compare_status.setText(text)
+        self.compare_status.setStyleSheet(f"color: {level.colour};" if level else "")
