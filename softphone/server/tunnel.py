@@ -8,9 +8,10 @@ never logs them; it counts them.
 
 * Half-close: EOF (TCP FIN or TLS close_notify) from one side becomes a close_notify and FIN
   towards the other side (:func:`~softphone.server.connection.shutdown_write`); the other
-  direction is relayed until it ends too; then both connections are closed. (Bytes towards a
-  TLS side that already sent its close_notify cannot be written by our TLS layer: that
-  direction then ends as well.)
+  direction is relayed until it ends too; then both connections are closed. Bytes towards a
+  TLS side that already sent its close_notify still go (TLS 1.3 closes one direction at a
+  time, RFC 8446 §6.1): ``tests/server/test_proxy_sipsec.py`` checks bob's last bytes reach
+  alice after she half-closed.
 * Idle timeout (§6.6: "configurable per proxy with a minimum default value of 1800s"): no byte
   either way for ``idle_timeout`` seconds closes both sides.
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable
 
 from softphone.server.connection import Connection, shutdown_write
 from softphone.server.observe import Observer, TunnelClosed, TunnelOpened
-from softphone.transport.stream import TLSStreamError
+from softphone.transport.stream import TLSStream, TLSStreamError
 
 __all__ = ["Tunnel"]
 
@@ -78,6 +79,9 @@ class Tunnel:
         self.upstream.tunnel = self
         self.downstream.tunnel = self
         self.upstream.reserved_by = self.downstream.reserved_by = None
+        for side in (self.upstream, self.downstream):
+            if isinstance(side.stream, TLSStream):
+                side.stream.tls.allow_half_close = True  # RFC 8446 §6.1: one direction at a time
         self._schedule(self.idle_timeout)
         self._emit(
             TunnelOpened(

@@ -355,6 +355,9 @@ class TLSConnection:
         self._handshake: HandshakeComplete | None = None
         self._close_sent = False
         self._peer_done = False  # a CloseNotify event was emitted
+        #: Keep sending after the peer's close_notify (see :meth:`send`); the sipsec relay
+        #: sets it on both sides of a tunnel.
+        self.allow_half_close = False
         if config.role is TLSRole.CLIENT:
             self._conn.set_connect_state()
             if config.server_name and not _is_ip_literal(config.server_name):
@@ -411,12 +414,25 @@ class TLSConnection:
                 raise TLSStateError(ev.reason)
 
     def send(self, data: bytes) -> None:
-        """Queue application data; each call becomes one record when it fits in 16 KiB."""
-        if self._state in (TLSState.CLOSED, TLSState.FAILED) or self._close_sent:
+        """Queue application data; each call becomes one record when it fits in 16 KiB.
+
+        With :attr:`allow_half_close`, we may still send after the peer's close_notify until
+        we close ourselves: in TLS 1.3 a close_notify closes one direction only (RFC 8446
+        §6.1), which the sipsec relay needs to propagate a half-close
+        (draft-gurbani-sip-sipsec §6.6). Otherwise the peer's close ends sending too."""
+        half_closed = (
+            self.allow_half_close
+            and self._state is TLSState.CLOSED
+            and self._peer_done
+            and self._handshake is not None
+        )
+        if self._state is TLSState.FAILED or self._close_sent:
+            raise TLSStateError(f"send() in state {self._state.value}")
+        if self._state is TLSState.CLOSED and not half_closed:
             raise TLSStateError(f"send() in state {self._state.value}")
         if not data:
             return
-        if self._state is TLSState.ESTABLISHED:
+        if self._state in (TLSState.ESTABLISHED, TLSState.CLOSED):
             self._write(data)
         else:
             self._pending.append(bytes(data))

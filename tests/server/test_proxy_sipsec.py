@@ -132,6 +132,40 @@ async def test_connect_then_nested_tls_through_both_proxies(net: Network, pki: P
     assert len(closed) == 1 and closed[0].bytes_up_to_down > 0
 
 
+async def test_half_close_lets_the_other_direction_finish(net: Network, pki: Pki) -> None:
+    """Draft §6.6 keeps the connection open "until the connection is explicitly torn down by
+    either of the endpoints"; a half-close (TLS 1.3 close_notify + FIN, RFC 8446 §6.1) from
+    alice ends only her direction: bob's last bytes still reach her through both proxies."""
+    from softphone.server.connection import shutdown_write
+
+    alice = await registered(net.atlanta, "alice")
+    bob = await registered(net.biloxi, "bob")
+    _, received = await connect_request(alice, bob)
+    bob.send(answer(received, 200, tag=new_tag()))
+    assert (await alice.final()).status_code == 200
+    inner_alice, inner_bob = await nested_tls(alice, bob, pki)
+
+    # bob's ends accept to go on writing after their peer closed (the proxies do it by
+    # themselves for the tunnel's connections; endpoints choose).
+    inner_bob.tls.allow_half_close = True
+    assert isinstance(bob.stream, TLSStream)
+    bob.stream.tls.allow_half_close = True
+    shutdown_write(alice.stream)  # alice's outer hop: close_notify + FIN, still reading
+    assert await asyncio.wait_for(inner_bob.read(), WAIT) == b""  # the EOF crossed both proxies
+    inner_bob.write(b"SIP/2.0 200 OK (after alice half-closed)")
+    got = await asyncio.wait_for(inner_alice.read(), WAIT)
+    assert got == b"SIP/2.0 200 OK (after alice half-closed)"
+    for registrar in (net.atlanta, net.biloxi):
+        assert len(registrar.tunnels) == 1  # still open: only one direction ended
+    bob.stream.close()
+
+    async def both_closed() -> None:
+        while net.atlanta.tunnels or net.biloxi.tunnels:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(both_closed(), WAIT)
+
+
 async def test_idle_tunnel_is_closed(pki: Pki) -> None:
     async with trapezoid(pki, tunnel_idle_timeout=0.5) as net:
         alice = await registered(net.atlanta, "alice")

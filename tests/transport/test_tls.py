@@ -446,3 +446,28 @@ def test_shared_server_context(ca: Identity, server_id: Identity) -> None:
     # Records belong to each connection, not to the shared context.
     assert server.complete is not None
     assert server.conn.verify_errors and server.complete.verify_errors
+
+
+def test_half_close_data_still_flows_towards_the_side_that_closed(
+    established: tuple[Side, Side],
+) -> None:
+    """TLS 1.3 (RFC 8446 §6.1): a close_notify closes one direction only. The sipsec relay
+    needs it: when the caller half-closes, the callee's last bytes must still reach it."""
+    client, server = established
+    server.conn.allow_half_close = True
+    client.conn.close()
+    assert server.feed(client.conn.data_to_send()) == [CloseNotify(clean=True)]
+    server.conn.send(b"last words")  # the server has not closed: it may still write
+    assert client.feed(server.conn.data_to_send()) == [DataReceived(b"last words")]
+    server.conn.close()
+    assert client.feed(server.conn.data_to_send()) == [CloseNotify(clean=True)]
+    with pytest.raises(TLSStateError):
+        server.conn.send(b"after our own close")
+
+
+def test_without_half_close_the_peers_close_ends_sending(established: tuple[Side, Side]) -> None:
+    client, server = established
+    client.conn.close()
+    server.feed(client.conn.data_to_send())
+    with pytest.raises(TLSStateError):
+        server.conn.send(b"too late")
