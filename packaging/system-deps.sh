@@ -13,9 +13,12 @@ qt_offscreen="libgl1 libegl1 libxkbcommon0 libglib2.0-0 libfontconfig1 libdbus-1
 qt_x11="xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxkbcommon-x11-0"
 # Real peers for tests/interop (filled in as the issues that use them land).
 interop="openssl kamailio kamailio-tls-modules baresip baresip-core linphone-cli"
+# Packaging checks (tests/packaging): appstreamcli validates the AppStream metainfo,
+# desktop-file-validate the .desktop file, binutils gives PyInstaller its objdump.
+packaging="appstream desktop-file-utils binutils"
 
 case "$group" in
-  test) wanted="$qt_offscreen $interop" ;;
+  test) wanted="$qt_offscreen $interop $packaging" ;;
   demo) wanted="$qt_offscreen $qt_x11" ;;
   *) echo "system-deps.sh: unknown group '$group'" >&2; exit 2 ;;
 esac

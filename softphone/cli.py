@@ -14,21 +14,27 @@ from collections.abc import Callable, Sequence
 
 from softphone import __version__
 
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from softphone.demo import run_demo
-
-    return run_demo(gui=bool(args.gui))
-
-
 # Subcommands with their own argument parser: everything after the name is theirs.
 _DELEGATED: dict[str, tuple[str, str]] = {
+    "demo": (
+        "softphone.demo",
+        "the sipsec demo: one call as sips: and as sipsec: on an embedded network, "
+        "and what each proxy could read (GUI demo: not yet)",
+    ),
     "proxy": ("softphone.server.cli", "the registrar over TLS with Digest (sipsec proxy: not yet)"),
     "cert": ("softphone.cert_cli", "your identity: new, import, export, show"),
+    "contacts": (
+        "softphone.contacts_cli",
+        "the trust ledger: list, show, verify, export, forget contacts",
+    ),
     "gui": ("ui.app", "the desktop phone (PySide6): accounts, registration, trust questions"),
     "agent": (
         "softphone.agent",
         "the headless phone: registers, prints JSON events (calls: not yet)",
+    ),
+    "doctor": (
+        "softphone.doctor",
+        "checks keyring, audio, trusted CAs and the registrar; says what is wrong",
     ),
 }
 
@@ -46,16 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"softphone {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    demo = sub.add_parser(
-        "demo",
-        help="the sipsec demo (today: the terminal walk-through of the SIP core; "
-        "the demo network and GUI are not yet available)",
-    )
-    mode = demo.add_mutually_exclusive_group()
-    mode.add_argument("--gui", action="store_true", help="open the GUI demo (not yet available)")
-    mode.add_argument("--terminal", action="store_true", help="run the terminal demo (default)")
-    demo.set_defaults(func=_run_demo)
 
     for name, (_module, what) in _DELEGATED.items():
         sub.add_parser(name, help=f"{what}; `softphone {name} --help` for its options")

@@ -10,7 +10,8 @@
 
 Recipe from ../shared/peers (the lab): baresip 1.0 cannot register or dial ``sips:`` URIs, so
 the AOR is ``sip:<user>@example.test;transport=tls`` and the outbound proxy is Kamailio's TLS
-port by IP (no DNS for example.test needed). Media: SDES-SRTP mandatory (``srtp-mand``), the
+port by IP (no DNS for example.test needed). Media: SDES-SRTP mandatory (``srtp-mand``;
+``mediaenc="dtls_srtp"`` loads the ``dtls_srtp`` module and keys SRTP by DTLS instead), the
 microphone is ``ausine`` (a sine at ``tone`` Hz), the speaker is ALSA's ``null`` PCM, and the
 ``sndfile`` module dumps sent (``-enc``) and received (``-dec``) audio as wav files.
 baresip 1.0 does not verify the server certificate (``sip_cafile`` is given anyway).
@@ -133,6 +134,8 @@ class BaresipPeer:
     def write_config(self) -> None:
         self.rec_dir.mkdir(exist_ok=True)
         lo, hi = self.rtp_ports
+        # DTLS-SRTP (mediaenc=dtls_srtp) is its own module beside srtp (RFC 5763/5764)
+        dtls = "module\t\t\tdtls_srtp.so\n" if self.mediaenc == "dtls_srtp" else ""
         config = f"""\
 poll_method		epoll
 sip_listen		{HOST}:{self.sip_port}
@@ -157,7 +160,7 @@ module			ausine.so
 module			sndfile.so
 snd_path		{self.rec_dir}
 module			srtp.so
-module_tmp		uuid.so
+{dtls}module_tmp		uuid.so
 module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
