@@ -16,9 +16,14 @@ interop="openssl kamailio kamailio-tls-modules baresip baresip-core linphone-cli
 # Packaging checks (tests/packaging): appstreamcli validates the AppStream metainfo,
 # desktop-file-validate the .desktop file, binutils gives PyInstaller its objdump.
 packaging="appstream desktop-file-utils binutils"
+# Capture and audio (tests/interop/test_capture.py, tests/media/test_devices.py): tshark/dumpcap
+# read the call off lo; sounddevice needs libportaudio2, which reaches a headless pulseaudio
+# (null sink) through the ALSA pulse plugin of libasound2-plugins (Debian's PortAudio 19.6 has
+# no native PulseAudio host API).
+capture_audio="tshark sox libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils"
 
 case "$group" in
-  test) wanted="$qt_offscreen $interop $packaging" ;;
+  test) wanted="$qt_offscreen $interop $packaging $capture_audio" ;;
   demo) wanted="$qt_offscreen $qt_x11" ;;
   *) echo "system-deps.sh: unknown group '$group'" >&2; exit 2 ;;
 esac
@@ -35,6 +40,8 @@ done
 if [ "$(id -u)" = 0 ]; then
   echo "system-deps: installing$missing"
   export DEBIAN_FRONTEND=noninteractive
+  # tshark's "may non-root users capture?" question must not block an unattended install.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
