@@ -201,21 +201,42 @@ class _AwaitingKeys:
 
 
 class ReservedPorts:
-    """UDP sockets bound before the offer is written, so the SDP can carry their ports."""
+    """UDP sockets bound before the offer is written, so the SDP can carry their ports.
+
+    Ownership: until a :class:`MediaSession` hands a socket to an asyncio transport, the
+    reservation owns it and :meth:`close` closes it. From the moment of the hand-over
+    (:meth:`adopt`) the transport owns it: :meth:`close` leaves it alone, so a late
+    ``close()`` (a call released before its media stopped) can never close a descriptor a live
+    transport still has registered with the selector (whose number the kernel would then give
+    to the next socket: "File descriptor N is used by transport"). Idempotent.
+    """
 
     def __init__(self, rtp: socket.socket, rtcp: socket.socket | None = None) -> None:
         self.rtp = rtp
         self.rtcp = rtcp
         self.rtp_port = int(rtp.getsockname()[1])
         self.rtcp_port = None if rtcp is None else int(rtcp.getsockname()[1])
+        self._adopted: set[int] = set()  # id() of the sockets a transport owns
 
     def __repr__(self) -> str:
         return f"ReservedPorts(rtp_port={self.rtp_port}, rtcp_port={self.rtcp_port})"
 
+    def adopt(self, sock: socket.socket) -> socket.socket:
+        """Hand ``sock`` to a transport: from now on :meth:`close` does not touch it."""
+        if sock.fileno() < 0:
+            raise RuntimeError(f"{self!r}: the socket was closed before media started")
+        self._adopted.add(id(sock))
+        return sock
+
+    @property
+    def closed(self) -> bool:
+        """Whether every socket is closed (by us or by the transport that adopted it)."""
+        return all(s.fileno() < 0 for s in (self.rtp, self.rtcp) if s is not None)
+
     def close(self) -> None:
-        self.rtp.close()
-        if self.rtcp is not None:
-            self.rtcp.close()
+        for sock in (self.rtp, self.rtcp):
+            if sock is not None and id(sock) not in self._adopted:
+                sock.close()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -281,6 +302,11 @@ class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, deliver: Callable[[bytes, Address], None]) -> None:
         self._deliver = deliver
         self.errors = 0
+        #: Set once the transport has closed its socket (``connection_lost``).
+        self.lost = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set()
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self._deliver(data, (str(addr[0]), int(addr[1])))
@@ -330,6 +356,9 @@ class MediaSession:
         self.octets_sent = 0
         self._rtp_transport: asyncio.DatagramTransport | None = None
         self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._endpoints: list[_Endpoint] = []
+        self._starting: asyncio.Event | None = None  # set when start() has returned
+        self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self._drops: Counter[DropReason] = Counter()
         self._dtmf_queue: deque[tuple[str, float]] = deque()
@@ -421,25 +450,55 @@ class MediaSession:
         return self._ports.rtcp_port
 
     async def start(self) -> None:
+        """Hand the reserved sockets to asyncio transports and start the 20 ms loop (and, for
+        DTLS-SRTP, the handshake). A :meth:`stop` that comes while this runs wins: nothing
+        starts, and the sockets are closed through their transports. After :meth:`stop`,
+        ``start()`` does nothing."""
+        if self.stopped:
+            return
+        if self._starting is not None:
+            raise RuntimeError("MediaSession.start() called twice")
         loop = asyncio.get_running_loop()
-        if self._ports is None:
-            self._ports = reserve_ports(
-                self._local[0], self._local[1], rtcp=not self.negotiated.rtcp_mux
+        self._starting = asyncio.Event()
+        try:
+            if self._ports is None:
+                self._ports = reserve_ports(
+                    self._local[0], self._local[1], rtcp=not self.negotiated.rtcp_mux
+                )
+            ports = self._ports
+            self._rtp_transport = await self._open(ports, ports.rtp, self._on_rtp_socket)
+            if ports.rtcp is not None and not self._stop_requested():
+                self._rtcp_transport = await self._open(ports, ports.rtcp, self._on_rtcp_socket)
+            self._started_at = loop.time()
+            if self.dtls is not None:
+                self._secured = loop.create_future()
+            if self._stop_requested():  # stop() came during the awaits: it closes what we opened
+                return
+            if self.dtls is not None:
+                self._send_dtls(self.dtls.start(self._started_at))
+            self._task = asyncio.create_task(self._run(), name="media-session")
+        finally:
+            self._starting.set()
+
+    async def _open(
+        self,
+        ports: ReservedPorts,
+        sock: socket.socket,
+        deliver: Callable[[bytes, Address], None],
+    ) -> asyncio.DatagramTransport:
+        """A transport over the reserved ``sock``; from here on the transport owns it (and
+        closes it, also when this is cancelled or fails half-way)."""
+        endpoint = _Endpoint(deliver)
+        ports.adopt(sock)
+        try:
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: endpoint, sock=sock
             )
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Endpoint(self._on_rtp_socket), sock=self._ports.rtp
-        )
-        self._rtp_transport = transport
-        if self._ports.rtcp is not None:
-            rtcp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Endpoint(self._on_rtcp_socket), sock=self._ports.rtcp
-            )
-            self._rtcp_transport = rtcp_transport
-        self._started_at = loop.time()
-        if self.dtls is not None:
-            self._secured = loop.create_future()
-            self._send_dtls(self.dtls.start(self._started_at))
-        self._task = asyncio.create_task(self._run(), name="media-session")
+        except BaseException:
+            sock.close()  # no-op if the half-made transport closed it already
+            raise
+        self._endpoints.append(endpoint)
+        return transport
 
     async def wait_secured(self) -> SrtpKeys | None:
         """DTLS-SRTP: wait for the handshake and return its keys (``DtlsError`` if it failed:
@@ -455,26 +514,45 @@ class MediaSession:
         """SRTP keys are in place (always, except before a DTLS handshake completes)."""
         return not isinstance(self.protection, _AwaitingKeys)
 
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called (the session never runs again)."""
+        return self._stopped
+
+    def _stop_requested(self) -> bool:
+        # A call, not an attribute: stop() may set the flag while start() awaits, and mypy
+        # would otherwise keep start()'s earlier narrowing of it.
+        return self._stopped
+
     async def stop(self) -> None:
-        """Send RTCP BYE (RFC 3550 §6.6), stop the loop, close the sockets."""
+        """Send RTCP BYE (RFC 3550 §6.6), stop the loop, close the sockets. Returns when the
+        sockets are closed; safe to call twice, before :meth:`start`, and while it runs."""
+        first = not self._stopped
+        self._stopped = True
+        if self._starting is not None:
+            await self._starting.wait()  # a start() in progress finishes (and starts nothing)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(OSError):
-            self._send_rtcp(time.time(), asyncio.get_running_loop().time(), bye=True)
-            if self.dtls is not None:
-                self._send_dtls(self.dtls.close())
+        if first:
+            with contextlib.suppress(OSError):
+                self._send_rtcp(time.time(), asyncio.get_running_loop().time(), bye=True)
+                if self.dtls is not None:
+                    self._send_dtls(self.dtls.close())
         if self._secured is not None and not self._secured.done():
             self._secured.set_exception(DtlsError("the call ended before media was secured"))
             self._secured.exception()  # retrieved: no "never retrieved" warning
         for transport in (self._rtp_transport, self._rtcp_transport):
             if transport is not None:
                 transport.close()
-        if self._rtp_transport is None and self._ports is not None:
-            self._ports.close()  # reserved but never started
         self._rtp_transport = self._rtcp_transport = None
+        if self._ports is not None:
+            self._ports.close()  # what no transport adopted (reserved but never started)
+        endpoints, self._endpoints = self._endpoints, []
+        for endpoint in endpoints:  # connection_lost: the descriptor is really closed
+            await endpoint.lost.wait()
 
     def send_dtmf(self, digits: str, duration: float = 0.1) -> None:
         """Queue DTMF digits as RFC 4733 events (``ValueError`` if the peer has no

@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-record-route", action="store_true", help="do not Record-Route dialogs"
     )
+    parser.add_argument(
+        "--record-route-host",
+        metavar="HOST",
+        default=None,
+        help="host or IP address our Record-Route carries (with our TLS port) instead of the "
+        "domain, for peer proxies that cannot resolve it",
+    )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING...")
     return parser
 
@@ -132,6 +139,7 @@ def config_from_args(args: argparse.Namespace) -> RegistrarConfig:
         tunnel_idle_timeout=args.tunnel_idle_timeout,
         authenticate_outgoing=not args.no_authenticate_outgoing,
         record_route=not args.no_record_route,
+        record_route_host=args.record_route_host,
     )
 
 

@@ -15,6 +15,7 @@ Passwords never appear in ``repr()``; the Digest server only ever keeps H(A1)
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -125,6 +126,10 @@ class RegistrarConfig:
     authenticate_outgoing: bool = True
     #: Record-Route dialog-creating requests (RFC 3261 §16.6 step 4).
     record_route: bool = True
+    #: Host (e.g. our IP address) our Record-Route carries instead of ``domain``, with the
+    #: port of our TLS listener: ``sips:127.0.0.1:5061;transport=tls;lr``. For peer proxies
+    #: that cannot resolve our domain; a Route naming it is ours (RFC 3261 §16.4).
+    record_route_host: str | None = None
 
     def __post_init__(self) -> None:
         if not self.domain or any(c in self.domain for c in " \t\r\n@:;<>"):
@@ -142,6 +147,10 @@ class RegistrarConfig:
             raise ConfigError("listen on at least one address")
         if bool(self.certificate_chain) != (self.private_key is not None):
             raise ConfigError("certificate_chain and private_key go together")
+        if self.record_route_host is not None and not _is_host(self.record_route_host):
+            raise ConfigError(
+                f"record_route_host {self.record_route_host!r} is not a host name or address"
+            )
         if self.tunnel_idle_timeout <= 0:
             raise ConfigError("tunnel_idle_timeout must be positive")
         for route_domain, target in self.routes.items():
@@ -182,6 +191,20 @@ class RegistrarConfig:
         if self.cert_path is None or self.key_path is None:
             raise ConfigError("a TLS listener needs a certificate and a key (--cert, --key)")
         return load_identity(self.cert_path, self.key_path)
+
+
+def _is_host(text: str) -> bool:
+    """A host name or an IP address (IPv6 with or without brackets), with no port."""
+    if text.startswith("[") != text.endswith("]"):
+        return False
+    bare = text[1:-1] if text.startswith("[") else text
+    if ":" in bare:
+        try:
+            ipaddress.IPv6Address(bare)
+        except ValueError:
+            return False
+        return True
+    return bool(bare) and not any(c in bare for c in " \t\r\n@;<>,/?[]")
 
 
 def load_identity(

@@ -19,8 +19,15 @@ Request processing, in the order of §16.3-§16.6:
    from a client (not a peer proxy) whose Request-URI is not in our domain needs Digest
    ``Proxy-Authorization`` for a local user (407 otherwise, §22.3). Our realm's credentials
    are removed before forwarding: the next proxy never sees the caller's Digest username.
-4. Route (§16.4): our own Route values (host = our domain or one of our addresses) are
-   popped; a remaining Route is the next hop (loose routing, §16.12).
+4. Route (§16.4): our own Route values (host = our domain, one of our addresses, or our
+   ``record_route_host``) are popped; a remaining Route is the next hop (loose routing,
+   §16.12, §16.6 step 7), whatever its host: a domain in ``routes`` goes to that domain's
+   proxy; any other host is reached at the Route URI's own host and port over TLS (a
+   ``sips:`` or ``transport=tls`` URI, or one with no transport: this proxy forwards over TLS
+   only; ``transport=tcp``/``udp`` is 502), its certificate checked for that host (RFC 5922
+   §7.3; an IP literal must be an iPAddress subjectAltName) — :class:`ToDomain` with
+   ``route_hop``. That is how a dialog's in-dialog requests follow another proxy's
+   Record-Route, e.g. Kamailio's ``sips:127.0.0.1:5061;transport=tls;lr``.
 5. Target (§16.5): a Request-URI that is the contact of a registration goes over that
    binding's flow (RFC 5626 §5.3: in-dialog requests to a UA behind its flow); our domain →
    the location service (404 unknown user, 480 no usable binding). A binding without an
@@ -29,7 +36,9 @@ Request processing, in the order of §16.3-§16.6:
    that domain's proxy over TLS; anything else → 404 with the reason.
 6. ``sips:`` (§26.2.2): every hop TLS; a target reachable only over TCP is 480 with the reason.
 7. Forwarding (§16.6): Max-Forwards decremented (70 when absent), Record-Route with ``lr``
-   for dialog-creating requests when ``record_route``, our Via on top.
+   for dialog-creating requests when ``record_route`` (its host is our domain, or
+   ``record_route_host`` with the port of our TLS listener, for peers that cannot resolve our
+   domain), our Via on top.
 """
 
 from __future__ import annotations
@@ -99,12 +108,18 @@ class ToFlow:
 
 @dataclass(frozen=True)
 class ToDomain:
-    """Send ``request`` to the proxy of ``domain`` at ``host``:``port`` over TLS."""
+    """Send ``request`` to the proxy of ``domain`` at ``host``:``port`` over TLS.
+
+    ``route_hop``: the next hop is a Route URI's host that ``routes`` does not name (§16.12);
+    ``domain`` is then that host (a name or an IP literal), the identity its certificate must
+    carry (RFC 5922 §7.3), and an open connection to ``host``:``port`` may carry the request.
+    """
 
     request: Request
     domain: str
     host: str
     port: int
+    route_hop: bool = False
 
 
 Decision = Reply | ToFlow | ToDomain
@@ -153,6 +168,9 @@ class ProxyCore:
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         #: (host, port) of our own listeners: a Route naming one of them is ours (§16.4).
         self.addresses: set[tuple[str, int]] = set()
+        #: Port of our TLS listener, carried by a Record-Route with ``record_route_host``.
+        self.record_route_port: int | None = None
+        self.record_route_host = (config.record_route_host or "").lower().strip("[]") or None
         self._flow_to: Callable[[SipURI], str | None] = lambda uri: None
 
     # -- requests -----------------------------------------------------------------------------
@@ -213,7 +231,7 @@ class ProxyCore:
         next_hop = routes[0].uri if routes else request.uri
         if not isinstance(next_hop, SipURI):
             return self.reply(request, 416, "Route is not a SIP URI")
-        target = self._target(request, next_hop, now, usable, secure)
+        target = self._target(request, next_hop, now, usable, secure, via_route=bool(routes))
         if isinstance(target, Reply):
             return target
         if isinstance(target, tuple) and isinstance(target[0], Binding):
@@ -222,6 +240,9 @@ class ProxyCore:
             if not routes:
                 forwarded.uri = binding.uri  # §16.6 step 2: the target replaces the R-URI
             return ToFlow(forwarded, flow, binding)
+        if isinstance(target, ToDomain):  # a Route URI's own host and port (§16.12)
+            forwarded = self._forwarded(request, routes, source, None, secure)
+            return ToDomain(forwarded, target.domain, target.host, target.port, route_hop=True)
         assert isinstance(target[0], str) and isinstance(target[1], tuple)
         forwarded = self._forwarded(request, routes, source, None, secure)
         domain, (host, port) = target
@@ -265,7 +286,9 @@ class ProxyCore:
         now: float,
         usable: Callable[[str], bool],
         secure: bool,
-    ) -> tuple[Binding, str] | tuple[str, tuple[str, int]] | Reply:
+        *,
+        via_route: bool = False,
+    ) -> tuple[Binding, str] | tuple[str, tuple[str, int]] | ToDomain | Reply:
         host = uri.host.lower()
         binding = self._binding_for_contact(uri, now)
         if binding is not None:
@@ -281,6 +304,8 @@ class ProxyCore:
             return host, self.routes[host]
         elif host == self.domain or self.is_ours(uri):
             return self.reply(request, 404, "No user in the Request-URI")
+        elif via_route:
+            return self._route_hop(request, uri)
         else:
             return self.reply(request, 404, f"No route to {host}")
         flows = [(b, f) for b in candidates if (f := self._flow_of(b)) is not None]
@@ -296,12 +321,29 @@ class ProxyCore:
             return self.reply(request, 480, "Temporarily Unavailable: flow busy or gone")
         return live[-1]  # the most recent registration
 
+    def _route_hop(self, request: Request, uri: SipURI) -> ToDomain | Reply:
+        """The next hop named by a Route URI outside ``routes`` (§16.12; module docstring).
+        The request in the result is a placeholder: the caller builds the forwarded copy."""
+        transport = (uri.transport or "").lower()
+        if uri.scheme != "sips" and transport not in ("", "tls"):
+            return self.reply(
+                request,
+                502,
+                f"Bad Gateway: next hop {uri.host} needs {transport.upper()}; "
+                "this proxy forwards over TLS only",
+            )
+        host = uri.host.lower().strip("[]")
+        return ToDomain(request, host, host, uri.port or 5061, route_hop=True)
+
     def _binding_for_contact(self, uri: SipURI, now: float) -> Binding | None:
+        """The live binding whose contact ``uri`` is, compared as RFC 3261 §19.1.4 says: a
+        parameter only one side has does not count, so a contact another proxy decorated
+        (Kamailio's ``;alias=127.0.0.1~5061~3``, RFC 3261 §19.1.1 leaves it free to) still
+        reaches its binding."""
         if uri.host.lower() == self.domain and not uri.params:
             return None
-        text = str(uri)
         for binding in self.location:
-            if binding.alive(now) and str(binding.uri) == text:
+            if binding.alive(now) and binding.uri.equivalent(uri):
                 return binding
         return None
 
@@ -334,8 +376,7 @@ class ProxyCore:
             and request.method in DIALOG_CREATING
             and request.to.tag is None
         ):
-            scheme = "sips" if secure else "sip"
-            headers.prepend("Record-Route", f"<{scheme}:{self.domain};transport=tls;lr>")
+            headers.prepend("Record-Route", f"<{self.record_route_uri(secure)}>")
         transport = "TLS" if flow is None else flow.partition(":")[0].upper()
         branch = self.branch(source.connection_id, request.top_via.branch or "")
         headers.prepend("Via", f"SIP/2.0/{transport} {self.domain};branch={branch}")
@@ -385,12 +426,26 @@ class ProxyCore:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def record_route_uri(self, secure: bool) -> str:
+        """Our Record-Route URI (§16.6 step 4): ``sip(s):<domain>;transport=tls;lr``, or with
+        ``record_route_host`` that host and our TLS port, so a peer proxy without DNS for our
+        domain (Kamailio in the interop tests) can still send the dialog's requests back."""
+        scheme = "sips" if secure else "sip"
+        rr_host = self.record_route_host
+        if rr_host is None:
+            return f"{scheme}:{self.domain};transport=tls;lr"
+        shown = f"[{rr_host}]" if ":" in rr_host else rr_host
+        port = f":{self.record_route_port}" if self.record_route_port else ""
+        return f"{scheme}:{shown}{port};transport=tls;lr"
+
     def is_ours(self, uri: URI) -> bool:
         """Whether ``uri`` names this proxy (a Route it must pop, §16.4)."""
         if not isinstance(uri, SipURI) or uri.user:
             return False
         host = uri.host.lower().strip("[]")
         if host == self.domain:
+            return True
+        if host == self.record_route_host and uri.port in (self.record_route_port, None):
             return True
         return any(host == h and uri.port in (p, None) for h, p in self.addresses)
 

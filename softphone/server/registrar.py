@@ -413,6 +413,8 @@ class Registrar(UDPListenerMixin):
             raise
         self._timer_task = loop.create_task(self._timer_loop())
         self.relay.core.addresses = {(host, port) for _, host, port in self.listening}
+        if self._tls_servers:  # a Record-Route with record_route_host names this port
+            self.relay.core.record_route_port = self.tls_port
         log.info("registrar for %s listening on %s", self.config.domain, self.listening)
 
     async def close(self) -> None:

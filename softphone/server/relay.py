@@ -7,6 +7,11 @@ CONNECT exchange up to the tunnel (draft-gurbani-sip-sipsec-01 §6.6).
   :func:`softphone.security.trust.evaluate` for ``Identity.domain(domain)`` against
   ``peer_anchors`` (RFC 5922 §7), else the request is answered 502 with the reason and never
   sent. Connections we opened are peer-proxy connections (no Digest challenge on them).
+* Route hops (RFC 3261 §16.12: a Route URI whose host ``routes`` does not name, such as a
+  Kamailio Record-Route ``sips:127.0.0.1:5061;transport=tls;lr``): a connection we already
+  opened to that host and port carries the request; otherwise a new TLS connection to it,
+  whose certificate must name the Route URI's host (an IP literal as an iPAddress
+  subjectAltName), checked against the same ``peer_anchors``; a mismatch is a 502.
 * CONNECT: the arrival connection and the forwarding connection are *reserved* until the final
   response (:attr:`Connection.reserved_by`); a 2xx opens a :class:`Tunnel` in the same step as
   it is written upstream; the bindings of both flows are dropped (they no longer carry SIP).
@@ -17,13 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+
 from softphone.security.certificates import Identity, SecurityError
-from softphone.security.trust import Purpose, evaluate
+from softphone.security.trust import Problem, Purpose, evaluate
 from softphone.server.connection import Connection
 from softphone.server.observe import Observer
 from softphone.server.proxy import ProxyCore, Reply, Source, ToDomain, ToFlow
@@ -87,9 +95,14 @@ class ProxyRelay:
         self.connect_timeout = 32.0
         self._pending: dict[str, _Pending] = {}
         self._peers: dict[str, list[Connection]] = {}
-        self._connecting: dict[str, asyncio.Task[Connection]] = {}
+        self._connecting: dict[tuple[str, str, int], asyncio.Task[Connection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._client_configs: dict[str, TLSConfig] = {}
+
+    @property
+    def peer_connections(self) -> list[Connection]:
+        """The connections we opened to next hops (routed domains and Route hops)."""
+        return [conn for conns in self._peers.values() for conn in conns]
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -264,31 +277,50 @@ class ProxyRelay:
     # -- next hops ----------------------------------------------------------------------------
 
     async def _peer_connection(self, decision: ToDomain, *, exclusive: bool) -> Connection:
-        """A usable TLS connection to the proxy of ``decision.domain`` (new or reused)."""
-        domain = decision.domain
-        for conn in self._peers.get(domain, []):
-            if conn.usable:
-                return conn
-        task = self._connecting.get(domain)
+        """A usable TLS connection to the next hop (new or reused): the proxy of a domain in
+        ``routes``, or the host and port of a Route URI (``decision.route_hop``)."""
+        reused = self._reusable(decision)
+        if reused is not None:
+            return reused
+        key = (decision.domain, decision.host, decision.port)
+        task = self._connecting.get(key)
         if task is None or exclusive:
             task = asyncio.get_running_loop().create_task(
-                self._open_peer(domain, decision.host, decision.port)
+                self._open_peer(decision.domain, decision.host, decision.port)
             )
             if not exclusive:
-                self._connecting[domain] = task
-                task.add_done_callback(lambda _t: self._connecting.pop(domain, None))
+                self._connecting[key] = task
+                task.add_done_callback(lambda _t: self._connecting.pop(key, None))
         conn = await asyncio.shield(task)
         if not conn.usable:  # another CONNECT took it meanwhile
             return await self._peer_connection(decision, exclusive=True)
         return conn
 
+    def _reusable(self, decision: ToDomain) -> Connection | None:
+        """An open connection that may carry the request. For a domain in ``routes``: one we
+        opened to its proxy. For a Route hop: any connection we opened to that host and port
+        (RFC 3261 §18.1.1: an open connection to the destination is used), e.g. the one to
+        Kamailio as ``example.test`` when its Record-Route names ``127.0.0.1:5061``. A
+        connection the peer opened to us is not reused: its certificate, if any, was checked
+        only against ``routes`` (RFC 5923 aliases are not implemented)."""
+        if not decision.route_hop:
+            return next((c for c in self._peers.get(decision.domain, []) if c.usable), None)
+        address = (decision.host, decision.port)
+        for conns in self._peers.values():
+            for conn in conns:
+                if conn.usable and conn.peer == address:
+                    return conn
+        return None
+
     async def _open_peer(self, domain: str, host: str, port: int) -> Connection:
+        """A new TLS connection to ``host``:``port`` whose certificate proves ``domain``
+        (RFC 5922 §7.3, checked with ``peer_anchors``); :class:`NextHopError` otherwise."""
         anchors = self.config.peer_anchors
         tls = self._client_configs.get(domain)
         if tls is None:  # one per domain: its SSL.Context is built once (shared_context)
             chain, key = self.config.tls_identity()
             tls = TLSConfig.client(
-                server_name=domain,
+                server_name=domain,  # no SNI for an IP literal (RFC 6066 §3)
                 certificate_chain=chain,
                 private_key=key,
                 trust_anchors=anchors,
@@ -297,22 +329,18 @@ class ProxyRelay:
         try:
             stream = await open_tls_connection(host, port, tls, timeout=_CONNECT_TIMEOUT)
         except (OSError, TimeoutError, TLSStreamError) as exc:
-            raise NextHopError(f"Bad Gateway: cannot reach the proxy of {domain}: {exc}") from exc
+            raise NextHopError(
+                f"Bad Gateway: cannot reach the next hop {domain} at {host}:{port}: {exc}"
+            ) from exc
         try:
-            report = evaluate(
-                stream.peer_chain(),
-                Identity.domain(domain),
-                now=dt.datetime.now(dt.UTC),
-                anchors=anchors,
-                purpose=Purpose.SERVER,
-            )
+            problems = _certificate_problems(stream.peer_chain(), domain, anchors)
         except (SecurityError, ValueError) as exc:
             stream.close()
             raise NextHopError(f"Bad Gateway: certificate check failed: {exc}") from exc
-        if not report.acceptable:
+        if problems:
             stream.close()
-            names = ", ".join(f.problem.name for f in report.findings)
-            raise NextHopError(f"Bad Gateway: next hop is not {domain} ({names})")
+            names = ", ".join(p.name for p in problems)
+            raise NextHopError(f"Bad Gateway: next hop {host}:{port} is not {domain} ({names})")
         conn = self.registrar.adopt_outgoing(stream, (host, port), domain)
         self._peers.setdefault(domain, []).append(conn)
         return conn
@@ -357,3 +385,40 @@ class ProxyRelay:
 
     def route_error(self, request: Request, exc: ParseError) -> Response:
         return self.core.reply(request, exc.status_code, exc.reason).response
+
+
+def _certificate_problems(
+    chain: Sequence[x509.Certificate], name: str, anchors: Sequence[x509.Certificate]
+) -> list[Problem]:
+    """What is wrong with a next hop's ``chain`` for ``name`` (empty: it may carry requests).
+
+    A domain name is checked by :func:`evaluate` (RFC 5922 §7.3). An IP literal (a Route URI
+    such as Kamailio's ``sips:127.0.0.1:5061``) must be an iPAddress subjectAltName of the
+    leaf (RFC 5280 §4.2.1.6; a dNSName spelling the address does not count); the rest of the
+    report (chain, validity, anchors) applies unchanged.
+    """
+    report = evaluate(
+        chain,
+        Identity.domain(name),
+        now=dt.datetime.now(dt.UTC),
+        anchors=anchors,
+        purpose=Purpose.SERVER,
+    )
+    problems = [f.problem for f in report.findings]
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return [] if report.acceptable else problems
+    problems = [p for p in problems if p not in (Problem.NAME_MISMATCH, Problem.NO_NAME)]
+    if not chain or address not in _san_addresses(chain[0]):
+        problems.insert(0, Problem.NAME_MISMATCH)
+    return problems
+
+
+def _san_addresses(cert: x509.Certificate) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    values = san.get_values_for_type(x509.IPAddress)
+    return [a for a in values if isinstance(a, ipaddress.IPv4Address | ipaddress.IPv6Address)]
