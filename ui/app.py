@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a sip:, sips:, sipsec: or tel: URI to open the dialer with (a running phone "
         "gets it instead)",
     )
+    parser.add_argument(
+        "--exit-after-show",
+        action="store_true",
+        help="exit with status 0 as soon as the main window is shown (a smoke test for "
+        "packaged builds: Qt, its platform plugin and the window all work)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return parser
 
@@ -149,13 +155,20 @@ async def run(
     history: Path | None = None,
     single_instance: bool = True,
     account_path: Path | None = None,
+    exit_after_show: bool = False,
 ) -> int:
     """Show the phone, register ``account`` (if any), run until the window is closed.
-    ``uri`` opens the dialer with it; other launches hand theirs over (single instance)."""
+    ``uri`` opens the dialer with it; other launches hand theirs over (single instance).
+    ``exit_after_show``: return as soon as the window is exposed (packaging smoke test)."""
     from ui.single_instance import InstanceServer
 
     phone = Phone(history_path=history)
     phone.window.show()
+    if exit_after_show:
+        await _shown(phone.window)
+        print("softphone gui: the main window was shown", file=sys.stderr)
+        await phone.close()
+        return EXIT_OK
     server = None
     if single_instance:
         server = InstanceServer(parent=phone.window)
@@ -173,6 +186,16 @@ async def run(
             server.close()
         await phone.close()
     return EXIT_OK
+
+
+async def _shown(window: Any) -> None:
+    """Wait until Qt has mapped ``window`` (``isVisible`` and a window handle exposed)."""
+    for _ in range(600):  # bounded: 30 s, then the caller reports what it has
+        handle = window.windowHandle()
+        if window.isVisible() and handle is not None and handle.isExposed():
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the main window was never shown")
 
 
 def _load(path: Path) -> Account:
@@ -245,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     history=args.history,
                     single_instance=not args.no_single_instance,
                     account_path=args.account,
+                    exit_after_show=args.exit_after_show,
                 )
             )
         )

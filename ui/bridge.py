@@ -30,6 +30,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from softphone.security.certificates import fingerprint_sha256
 from softphone.ua import (
     Account,
     ConnectionLost,
@@ -106,6 +107,11 @@ class EngineBridge(QObject):
         self.user_agents: dict[str, UserAgent] = {}
         #: Every trace entry so far, by AOR (a ladder opened mid-call shows the start too).
         self.traces: dict[str, list[Any]] = {}
+        #: Our own identity (certificate + key) by AOR, when the UA was given one: with the
+        #: peer's certificate it draws the safety number's QR code.
+        self.identities: dict[str, Any] = {}
+        #: Leaf certificates the person was asked about, by SHA-256 (for the QR code).
+        self.peer_certificates: dict[bytes, Any] = {}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -138,6 +144,9 @@ class EngineBridge(QObject):
     async def answer(self, aor: str, required: TrustDecisionRequired) -> TrustDecision:
         """Show the trust dialog for ``required`` and return the person's decision."""
         future: asyncio.Future[TrustDecision] = asyncio.get_running_loop().create_future()
+        leaf = getattr(required.report, "leaf", None)
+        if leaf is not None:
+            self.peer_certificates[fingerprint_sha256(leaf)] = leaf
         dialog = self.dialog_factory(TrustDialogModel.from_required(required), self.dialog_parent)
 
         def decided(decision: object) -> None:
@@ -164,6 +173,8 @@ class EngineBridge(QObject):
         """A :class:`UserAgent` for ``account`` that reports to this bridge and asks the
         person through it (``trust_policy`` ``ask``). ``options`` go to the constructor."""
         aor = account.aor
+        if options.get("identity") is not None:
+            self.identities[aor] = options["identity"]
         options.setdefault("trust_policy", TrustPolicy.ASK)
         options.setdefault("on_incoming_call", lambda call: self.incoming_call.emit(aor, call))
         if "on_trace" in _ua_parameters():
@@ -224,28 +235,83 @@ class EngineBridge(QObject):
             return ""
         return "This version of the engine keeps no trust ledger: nothing can be recorded yet."
 
-    def mark_verified(self, aor: str, peer_aor: str, fingerprint: str) -> str:
+    def mark_verified(
+        self, aor: str, peer_aor: str, fingerprint: str, *, call: object = None
+    ) -> str:
         """Record that the person compared the safety number for ``peer_aor`` (whose
-        certificate has ``fingerprint``, ``AB:CD:...``); returns "" or the error in words."""
+        certificate has ``fingerprint``, ``AB:CD:...``) in ``call``; returns "" or the error in
+        words. Uses ``UserAgent.mark_verified(call_or_aor, means="safety-number")`` when the
+        engine has it (the call, so that the certificate of *this* call is the one marked),
+        else the UA's ledger directly."""
         why_not = self.can_mark_verified(aor)
         if why_not:
             return why_not
-        ua = self.user_agents[aor]
+        ua: Any = self.user_agents[aor]
         try:
             method = getattr(ua, "mark_verified", None)
             if callable(method):
-                method(peer_aor, fingerprint)
+                result = method(call if call is not None else peer_aor, means="safety-number")
+                if inspect.isawaitable(result):
+                    self._track(asyncio.ensure_future(result), f"marking {peer_aor} verified")
             else:
-                ledger = ua.ledger  # type: ignore[attr-defined]
                 digest = bytes.fromhex(fingerprint.replace(":", ""))
-                ledger.mark_verified(peer_aor, digest, "safety-number", dt.datetime.now(dt.UTC))
-                save = getattr(ua, "save_ledger", None)
-                if callable(save):
-                    save()
-        except (ValueError, OSError) as exc:  # LedgerError: not its current certificate...
+                ua.ledger.mark_verified(peer_aor, digest, "safety-number", dt.datetime.now(dt.UTC))
+        except CallError as exc:
+            log.warning("marking %s verified failed: %s", peer_aor, exc.reason)
+            return _sentence(exc.reason)
+        except (ValueError, OSError, LookupError) as exc:  # LedgerError: not its certificate…
             log.warning("marking %s verified failed: %s", peer_aor, exc)
             return _sentence(str(exc) or type(exc).__name__)
         return ""
+
+    def safety_qr(self, aor: str, peer_aor: str, fingerprint: str, number: str) -> bytes | None:
+        """The QR payload of the safety number ``number`` of a call of ``aor`` with
+        ``peer_aor`` (certificate ``fingerprint``), when both certificates are known here:
+        ours (:attr:`identities`) and the peer's (asked about, or in the UA's ledger)."""
+        from ui.qr import safety_qr_payload
+
+        own = self.own_identity(aor)
+        if own is None or not fingerprint:
+            return None
+        try:
+            digest = bytes.fromhex(fingerprint.replace(":", "").replace(" ", ""))
+        except ValueError:
+            return None
+        peer = self.peer_certificates.get(digest) or _ledger_certificate(
+            self.user_agents.get(aor), peer_aor, digest
+        )
+        if peer is None:
+            return None
+        return safety_qr_payload(
+            own.cert, own.aor, peer, peer_aor, fingerprint=fingerprint, shown_number=number
+        )
+
+    def own_identity(self, aor: str) -> Any:
+        """Our identity (``.cert``, ``.aor``) for ``aor``: the one the UA was given, else the
+        UA's public ``identity`` when this engine has one; ``None`` when unknown."""
+        known = self.identities.get(aor)
+        if known is None:
+            known = getattr(self.user_agents.get(aor), "identity", None)
+        return known if getattr(known, "cert", None) is not None else None
+
+    def contacts(self, aor: str) -> tuple[Any, Any, str]:
+        """``(ledger, own identity, problem)`` for the contacts view of ``aor``: the UA's trust
+        ledger as it is on disk now (``None`` and the reason in words when unreadable)."""
+        identity = self.own_identity(aor)
+        load = getattr(getattr(self.user_agents.get(aor), "ledger", None), "load", None)
+        if not callable(load):
+            return None, identity, ""
+        try:
+            return load(), identity, ""
+        except (ValueError, OSError) as exc:  # LedgerError, CorruptLedgerError (kept aside)
+            return None, identity, _sentence(f"The trust ledger could not be read: {exc}")
+
+    def _track(self, task: asyncio.Future[Any], what: str) -> None:
+        def done(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                log.warning("%s failed: %s", what, future.exception())
+
+        task.add_done_callback(done)
 
     def start(self, ua: UserAgent) -> asyncio.Task[None]:
         """Register ``ua`` in the background; failures arrive as events, not exceptions."""
@@ -275,6 +341,19 @@ class EngineBridge(QObject):
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _ledger_certificate(ua: object, peer_aor: str, digest: bytes) -> Any:
+    """The certificate with SHA-256 ``digest`` the UA's trust ledger holds for ``peer_aor``."""
+    ledger = getattr(ua, "ledger", None)
+    load = getattr(ledger, "load", None)  # softphone.ua.trustledger.LedgerKeeper
+    try:
+        ledger = load() if callable(load) else ledger
+    except (ValueError, OSError):
+        return None
+    contact = None if ledger is None else ledger.get(peer_aor)
+    record = None if contact is None else contact.record(digest)
+    return None if record is None else record.certificate
 
 
 def _ua_parameters() -> frozenset[str]:

@@ -62,8 +62,11 @@ class CallWindow(QWidget):
         clock: Callable[[], float] = time.monotonic,
         ledger_missing: str = "",
         trace_missing: str = "",
+        qr_source: Callable[[], bytes | None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
+        """``qr_source`` gives the safety number's QR payload once both certificates are
+        known (``None`` until then)."""
         super().__init__(parent, Qt.WindowType.Window)
         self.presenter = presenter
         self.call = call
@@ -71,6 +74,7 @@ class CallWindow(QWidget):
         self.clock = clock
         self.ledger_missing = ledger_missing
         self.trace_missing = trace_missing
+        self.qr_source = qr_source
         self.muted = False
         self.setWindowTitle(f"Call with {presenter.peer}")
         self.resize(620, 760)
@@ -171,6 +175,8 @@ class CallWindow(QWidget):
             self.level_bar.setVisible(True)
             self.level_bar.setValue(round(p.level * 100))
         self.security.show_model(p.panel(), ledger_missing=self.ledger_missing)
+        if p.safety_number and self.security.qr_payload is None and self.qr_source is not None:
+            self.security.show_qr(self.qr_source())
         if p.corrected:
             log.warning("call %s: the engine's words claimed too much: %s", p.call_id, p.corrected)
         established = p.phase == "established"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -198,6 +199,7 @@ class CallManager(QObject):
                 trace_missing=""
                 if self.bridge.traces_supported
                 else "This version of the engine reports no SIP messages (no on_trace)",
+                qr_source=functools.partial(self._safety_qr, call_id),
             )
             window.compare_requested.connect(self.compared)
             window.trace_requested.connect(self.open_ladder)
@@ -209,6 +211,12 @@ class CallManager(QObject):
         window.raise_()
         return window
 
+    def _safety_qr(self, call_id: str) -> bytes | None:
+        p = self.presenters[call_id]
+        return self.bridge.safety_qr(
+            self.aors.get(call_id, ""), p.peer_aor, p.fingerprint or "", p.safety_number or ""
+        )
+
     def compared(self, call_id: str) -> None:
         """ "We compared it": mark the peer verified in the ledger, then show it."""
         presenter = self.presenters[call_id]
@@ -217,7 +225,10 @@ class CallManager(QObject):
             window.security.set_status("No certificate from the other phone to verify.", Level.NONE)
             return
         error = self.bridge.mark_verified(
-            self.aors.get(call_id, ""), presenter.peer_aor, presenter.fingerprint
+            self.aors.get(call_id, ""),
+            presenter.peer_aor,
+            presenter.fingerprint,
+            call=self.calls.get(call_id),
         )
         if error:
             window.security.set_status(f"Not recorded: {error}", Level.NONE)

@@ -44,6 +44,7 @@ from ui.call_presenters import (
     rewrite_scheme,
     typed_protection,
 )
+from ui.contacts_view import ContactsView
 from ui.history_view import HistoryView
 from ui.presenters import (
     PROTECTIONS,
@@ -89,6 +90,8 @@ class MainWindow(QMainWindow):
         history_column.addWidget(self.history_problem)
         history_column.addWidget(self.history_view)
         self.tabs.addTab(history_page, "&History")
+        self.contacts_view = ContactsView()
+        self.tabs.addTab(self.contacts_view, "C&ontacts")
         self.tabs.addTab(self._status_box(), "Status &log")
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
@@ -224,6 +227,16 @@ class MainWindow(QMainWindow):
     def _on_event(self, aor: str, event: Event) -> None:
         self._log(describe_call_event(event) or describe_event(event))
         self._show(self.add_account(aor).apply(event))
+        if getattr(event, "name", "") in ("peer_identity", "registered"):
+            self.refresh_contacts(aor)
+
+    def refresh_contacts(self, aor: str | None = None) -> None:
+        """Show the trust ledger of ``aor``'s user agent (default: the selected account)."""
+        aor = aor or self.selected_aor()
+        if aor is None:
+            return
+        ledger, identity, problem = self.bridge.contacts(aor)
+        self.contacts_view.show_ledger(ledger, identity, problem)
 
     def _show(self, view: AccountView) -> None:
         item = self.items[view.aor]

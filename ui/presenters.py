@@ -166,6 +166,7 @@ class AccountPresenter:
     _signalling: str = ""
     _asked: bool = False  # a trust question about the registrar is open or was answered
     _decision: TrustDecision | None = field(default=None)
+    _pending: bool = False  # a question about the registrar waits for the person now
 
     @property
     def view(self) -> AccountView:
@@ -186,7 +187,11 @@ class AccountPresenter:
         return self.view
 
     def decided(self, decision: TrustDecision) -> AccountView:
-        """The person answered the trust question about the registrar's certificate."""
+        """The person answered the trust question about the registrar's certificate (an
+        answer to another question, e.g. a sipsec peer's identity, leaves the account as is)."""
+        if not self._pending:
+            return self.view
+        self._pending = False
         self._decision = decision
         if decision is TrustDecision.REJECT:
             self._set("Not registered", Tone.BAD, "You chose not to connect to this server.")
@@ -210,8 +215,9 @@ class AccountPresenter:
             self._set(state, Tone.BUSY if event.retrying else Tone.BAD, detail)
         elif isinstance(event, Unregistered):
             self._set("Not registered", Tone.NEUTRAL, _sentence(event.reason))
-        elif isinstance(event, TrustRequired):
+        elif isinstance(event, TrustRequired) and _about_registrar(event):
             self._asked = True
+            self._pending = True
             self._decision = None
             self._set(
                 "Waiting for you",
@@ -425,6 +431,12 @@ def _date(when: dt.datetime) -> str:
 
 
 # --- the status log -------------------------------------------------------------------------
+
+
+def _about_registrar(event: TrustRequired) -> bool:
+    """Whether the question is about the registrar (the engine says "registration to …");
+    a sipsec peer's certificate ("end-to-end call to …") is not the account's business."""
+    return event.waiting_for.startswith("registration")
 
 
 def describe_event(event: Event) -> str:

@@ -118,9 +118,19 @@ class SecurityPanel(QGroupBox):
         self.compare_button.clicked.connect(self.compared)
         self.compare_status = QLabel()
         self.compare_status.setWordWrap(True)
+        self.qr = QLabel()
+        self.qr.setObjectName("safetyQr")
+        self.qr.setAccessibleName("Safety number as a QR code")
+        self.qr.setToolTip("The safety number as a QR code: the other phone can scan it")
+        self.qr.setVisible(False)
+        self.qr_payload: bytes | None = None
+        number_column = QVBoxLayout()
+        number_column.addWidget(self.safety_number)
+        number_column.addWidget(self.compare_button, 0, Qt.AlignmentFlag.AlignLeft)
+        number_column.addStretch(1)
         safety_row = QHBoxLayout()
-        safety_row.addWidget(self.safety_number, 1)
-        safety_row.addWidget(self.compare_button, 0, Qt.AlignmentFlag.AlignTop)
+        safety_row.addLayout(number_column, 1)
+        safety_row.addWidget(self.qr, 0, Qt.AlignmentFlag.AlignTop)
         column.addWidget(self.safety_title)
         column.addLayout(safety_row)
         column.addWidget(self.compare_status)
@@ -145,6 +155,7 @@ class SecurityPanel(QGroupBox):
         has_number = model.safety_number is not None
         for widget in (self.safety_title, self.safety_number, self.compare_button):
             widget.setVisible(has_number)
+        self.qr.setVisible(has_number and self.qr_payload is not None)
         self.safety_number.setText(model.safety_number or "")
         if ledger_missing:
             self.compare_button.setEnabled(False)
@@ -159,6 +170,22 @@ class SecurityPanel(QGroupBox):
             )
         if model.corrected:
             self.compare_status.setText(f"Note: {model.corrected}")
+
+    def show_qr(self, payload: bytes | None) -> None:
+        """Show the safety number's QR code (:mod:`ui.qr`); ``None`` hides it."""
+        self.qr_payload = payload
+        if payload is None:
+            self.qr.clear()
+            self.qr.setVisible(False)
+            return
+        from ui.qr import qr_pixmap
+
+        # Two device pixels per module at 100%, drawn at the screen's scale (no blurry zoom).
+        ratio = max(1.0, self.devicePixelRatioF())
+        pixmap = qr_pixmap(payload, scale=max(2, round(2 * ratio)))
+        pixmap.setDevicePixelRatio(ratio)
+        self.qr.setPixmap(pixmap)
+        self.qr.setVisible(self.safety_number.isVisibleTo(self))
 
     def set_status(self, text: str, level: Level | None = None) -> None:
         self.compare_status.setText(text)

@@ -87,8 +87,8 @@ def run_in_qasync(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, 
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
 
-    def run(coro: Coroutine[Any, Any, None]) -> None:
-        loop.run_until_complete(asyncio.wait_for(coro, 60))
+    def run(coro: Coroutine[Any, Any, None], timeout: float = 60) -> None:
+        loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
     try:
         yield run

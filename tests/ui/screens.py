@@ -303,7 +303,60 @@ def screens() -> dict[str, Any]:
     settings = SettingsDialog(Account(aor=ALICE, registrar="sips:atlanta.test"), None)
     settings.tabs.setCurrentIndex(1)
     result["settings-security"] = settings
+
+    from ui.contacts_view import ContactsView
+
+    contacts = ContactsView()
+    ledger, own = sample_ledger()
+    contacts.show_ledger(ledger, own)
+    contacts.select("sip:bob@biloxi.test")
+    contacts.resize(1000, 640)
+    result["contacts-verified"] = contacts
+    changed = ContactsView()
+    changed.show_ledger(ledger, own)
+    changed.select("sip:dave@example.test")
+    changed.resize(1000, 640)
+    result["contacts-changed"] = changed
     return result
+
+
+@dataclass(frozen=True)
+class OwnIdentity:
+    """Our identity for the contacts view: a certificate and the AOR it names."""
+
+    cert: Any
+    aor: str
+
+
+def sample_ledger() -> tuple[Any, OwnIdentity]:
+    """A real trust ledger with one contact in each state (certificates from
+    :mod:`tests.transport.certs`), and our own identity."""
+    from softphone.security.ledger import Means, Seen, TrustLedger
+    from tests.transport import certs
+
+    t = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
+    ledger = TrustLedger()
+    ca = certs.make_ca("Example CA")
+    bob = certs.self_signed("bob@biloxi.test").cert
+    ledger.observe("sip:bob@biloxi.test", bob, Seen.SIPSEC, t - dt.timedelta(days=3))
+    ledger.observe("sip:bob@biloxi.test", bob, Seen.SIPSEC, t - dt.timedelta(days=1))
+    contact = ledger.contact("sip:bob@biloxi.test")
+    assert contact.current is not None
+    ledger.mark_verified("sip:bob@biloxi.test", contact.current, Means.SAFETY_NUMBER, t)
+    ledger.observe("sip:carol@chicago.test", certs.self_signed("carol").cert, Seen.SIPSEC, t)
+    erin = certs.self_signed("erin").cert
+    ledger.observe("sip:erin@example.test", erin, Seen.SMIME, t - dt.timedelta(hours=5))
+    ledger.observe("sip:erin@example.test", erin, Seen.SIPSEC, t)
+    frank = ledger.observe("sip:frank@example.test", certs.issue(ca, "frank").cert, Seen.SMIME, t)
+    ledger.mark_verified("sip:frank@example.test", frank.fingerprint, Means.CA_CHAIN, t)
+    dave_old = certs.self_signed("dave").cert
+    ledger.observe("sip:dave@example.test", dave_old, Seen.SIPSEC, t - dt.timedelta(days=30))
+    old = ledger.contact("sip:dave@example.test").current
+    assert old is not None
+    ledger.mark_verified("sip:dave@example.test", old, Means.QR, t - dt.timedelta(days=29))
+    ledger.observe("sip:dave@example.test", certs.self_signed("dave").cert, Seen.SIPSEC, t)
+    own = OwnIdentity(certs.self_signed("alice@atlanta.test").cert, "sip:alice@atlanta.test")
+    return ledger, own
 
 
 if __name__ == "__main__":

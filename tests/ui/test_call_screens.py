@@ -81,13 +81,15 @@ class Harness:
 
 
 class LedgerUA:
-    """What the bridge needs of a UserAgent to record "We compared it"."""
+    """What the bridge needs of a UserAgent to record "We compared it" (the signature of
+    ``softphone.ua.UserAgent.mark_verified``)."""
 
     def __init__(self) -> None:
-        self.verified: list[tuple[str, str]] = []
+        self.verified: list[tuple[object, str]] = []
 
-    def mark_verified(self, peer_aor: str, fingerprint: str) -> None:
-        self.verified.append((peer_aor, fingerprint))
+    def mark_verified(self, call_or_aor: object, means: str = "safety-number") -> str:
+        self.verified.append((call_or_aor, means))
+        return str(getattr(call_or_aor, "peer", call_or_aor))
 
 
 def click(button: QPushButton) -> None:
@@ -328,7 +330,8 @@ def test_we_compared_it_marks_verified_through_the_ledger(qtbot: QtBot) -> None:
     ua = LedgerUA()
     h.bridge.user_agents[ALICE] = ua  # type: ignore[assignment]
     h.feed(*screens.sipsec_call_events("c2"))
-    h.bridge.call_started.emit(ALICE, FakeCall("c2"), Protection.SIPSEC)
+    call = FakeCall("c2")
+    h.bridge.call_started.emit(ALICE, call, Protection.SIPSEC)
     panel = h.manager.windows["c2"].security
     assert panel.summary_badge.text() == "Protected end to end; identity not verified"
     assert panel.safety_number.text().splitlines()[0] == " ".join(SAFETY.split()[:4])
@@ -337,7 +340,7 @@ def test_we_compared_it_marks_verified_through_the_ledger(qtbot: QtBot) -> None:
         FP.replace(":", "")[4:8],
     ]
     click(panel.compare_button)
-    assert ua.verified == [(BOB, FP)]
+    assert ua.verified == [(call, "safety-number")]  # this call's certificate, by number
     assert panel.identity.badge.text() == "VERIFIED"
     assert panel.summary_badge.text() == "Protected end to end and verified"
     assert not panel.compare_button.isEnabled()

@@ -1,0 +1,58 @@
+"""The safety number as a QR code (UX.md "Safety number": groups of five digits *and* a QR code).
+
+The code carries :meth:`softphone.security.safety.SafetyNumber.qr_payload` (both 256-bit half
+digests), so it can only be drawn from the two certificates themselves: this phone's identity
+and the peer certificate *that was presented in this call* (its SHA-256 is the one the
+engine's ``PeerIdentity`` event names). :func:`safety_qr_payload` recomputes the number from
+them and refuses (``None``) unless it equals the digits the engine reported: a QR code never
+shows something other than the number beside it.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+from PySide6.QtGui import QPixmap
+
+from softphone.security.certificates import fingerprint_sha256
+from softphone.security.safety import qr_png, safety_number
+
+__all__ = ["qr_pixmap", "safety_qr_payload"]
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def safety_qr_payload(
+    own_cert: x509.Certificate,
+    own_aor: str,
+    peer_cert: x509.Certificate,
+    peer_aor: str,
+    *,
+    fingerprint: str,
+    shown_number: str,
+) -> bytes | None:
+    """The QR payload of this call's safety number, or ``None`` when ``peer_cert`` is not the
+    certificate with ``fingerprint`` (``AB:CD:…``) or the number differs from ``shown_number``
+    (what the engine reported, any grouping)."""
+    try:
+        wanted = bytes.fromhex(fingerprint.replace(":", "").replace(" ", ""))
+    except ValueError:
+        return None
+    if fingerprint_sha256(peer_cert) != wanted:
+        return None
+    try:
+        number = safety_number(own_cert, own_aor, peer_cert, peer_aor)
+    except ValueError:
+        return None
+    if number.digits != _digits(shown_number):
+        return None
+    return number.qr_payload()
+
+
+def qr_pixmap(payload: bytes, *, scale: int = 4) -> QPixmap:
+    """The QR code of ``payload`` (segno, error correction ≥ M, quiet zone of four modules)."""
+    pixmap = QPixmap()
+    if not pixmap.loadFromData(qr_png(payload, scale=scale), "PNG"):
+        raise ValueError("the QR code could not be drawn")
+    return pixmap
