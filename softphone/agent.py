@@ -6,6 +6,8 @@ and prints what happens.
                     [--call URI | --auto-answer] [--play WAV] [--record WAV]
                     [--hangup-after SECONDS] [--stats-interval SECONDS]
                     [--sipsec-policy accept|reject|ask] [--fallback-sips]
+                    [--dtmf DIGITS [--dtmf-after SECONDS]] [--keying sdes|dtls-srtp]
+                    [--hold-after SECONDS [--resume-after SECONDS]]
 
 Standard output carries one JSON object per line, each with ``"event"`` first (the events of
 :mod:`softphone.ua.events`): ``trust_required`` (the report: identity, every problem with its
@@ -26,15 +28,26 @@ Calls: ``--call URI`` places one call once registered; ``--auto-answer`` answers
 other side hears, looped for the whole call (default: silence); ``--record WAV`` records what
 we hear (48 kHz mono 16-bit; every call of the run, one after the other).
 ``--hangup-after SECONDS`` hangs up that long after a call is established.
+``--dtmf DIGITS`` sends them as RFC 4733 telephone-events ``--dtmf-after`` seconds (default 1)
+after the call is established; ``--hold-after SECONDS`` puts the other side on hold (RFC 3264
+§8.4 re-INVITE) that long after it is established and ``--resume-after SECONDS`` takes it off
+hold that long after the hold. ``--keying sdes|dtls-srtp`` overrides the account's ``keying``
+(how our offers key SRTP). What happens is printed too: ``call_held`` (``by`` us or the peer,
+``held``), ``dtmf_received`` (each digit the other side pressed), ``media_downgraded`` (the
+other side turned encryption off and the policy let the call go on), ``smime_status`` (how
+the SDP was protected, RFC 3261 §23); a failed DTMF or hold is said on standard error and the
+call goes on.
 
 End-to-end calls (draft-gurbani-sip-sipsec-01 §6): ``--call sipsec:bob@biloxi.test`` sends a
 CONNECT, opens the nested TLS through the proxies and calls inside it; ``tunnel_state``
 (``connecting``, ``tunnel-open``, ``verified``, ``failed`` with the reason, ``closed``) and
 ``peer_identity`` (the AOR the certificate names, its fingerprint, ``identity_state``, the
-safety number) are printed too. ``--fallback-sips`` is the consent to call the same address as
+safety number, and ``ledger_state``: the contact in the trust ledger, issue 6) are printed
+too. ``--fallback-sips`` is the consent to call the same address as
 ``sips:`` (encrypted to each server only) when the path does not do sipsec; without it the
 reason says how to retry. ``--sipsec-policy`` overrides the account's ``sipsec_accept`` for
-incoming tunnels (``ask`` has nobody to ask here and so declines).
+incoming tunnels (``ask`` puts the question on the terminal when standard input is one;
+otherwise it declines and says why on standard error).
 
 A certificate that is not trusted is answered by ``--on-untrusted``: ``reject`` (default: the
 "Don't connect" button), ``ask`` (a y/n/always question on the terminal; the default answer is
@@ -64,10 +77,11 @@ import signal
 import sys
 import threading
 import wave
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from softphone.media.dtmf import DTMF_DIGITS
 from softphone.media.rtp_session import MediaSession, MediaStatistics
 from softphone.media.tone import FrameSource
 from softphone.media.wav import WavReader, WavWriter
@@ -77,6 +91,7 @@ from softphone.storage import default_pin_store_path
 from softphone.ua.account import (
     Account,
     AccountError,
+    MediaKeying,
     SipsecAccept,
     ensure_instance_id,
     load_account,
@@ -84,6 +99,7 @@ from softphone.ua.account import (
 from softphone.ua.call import Call, CallError, CallPhase
 from softphone.ua.events import CallState, Event, MediaStarted, RegistrationFailed
 from softphone.ua.registration import RegistrationError
+from softphone.ua.sipsec import IncomingTunnel, TunnelAnswerer
 from softphone.ua.trustgate import TrustPolicy
 from softphone.ua.useragent import UserAgent
 
@@ -178,6 +194,37 @@ def build_parser() -> argparse.ArgumentParser:
         "it, call the same address as sips: (encrypted to each server only)",
     )
     parser.add_argument(
+        "--dtmf",
+        metavar="DIGITS",
+        type=_dtmf_digits,
+        help="send these DTMF digits (0-9 * # A-D, RFC 4733) once the call is established",
+    )
+    parser.add_argument(
+        "--dtmf-after",
+        metavar="SECONDS",
+        type=_not_negative,
+        default=1.0,
+        help="seconds after the call is established to send --dtmf (default: 1)",
+    )
+    parser.add_argument(
+        "--hold-after",
+        metavar="SECONDS",
+        type=_not_negative,
+        help="put the other side on hold this many seconds after the call is established",
+    )
+    parser.add_argument(
+        "--resume-after",
+        metavar="SECONDS",
+        type=_not_negative,
+        help="take the other side off hold this many seconds after --hold-after put it on hold",
+    )
+    parser.add_argument(
+        "--keying",
+        choices=[k.value for k in MediaKeying],
+        default=None,
+        help="how our offers key SRTP: sdes or dtls-srtp (overrides the account's keying)",
+    )
+    parser.add_argument(
         "--pin-store",
         type=Path,
         default=None,
@@ -192,6 +239,13 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return value
+
+
+def _dtmf_digits(text: str) -> str:
+    digits = text.strip().upper()
+    if not digits or any(d not in DTMF_DIGITS for d in digits):
+        raise argparse.ArgumentTypeError(f"DTMF digits are 0-9 * # A-D, not {text!r}")
+    return digits
 
 
 def _not_negative(text: str) -> float:
@@ -221,12 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    problem = None
     if args.call is not None and args.exit_after == "registered":
-        print(
-            f"{parser.format_usage()}softphone agent: error: "
-            "--call cannot be used with --exit-after registered",
-            file=sys.stderr,
-        )
+        problem = "--call cannot be used with --exit-after registered"
+    elif args.resume_after is not None and args.hold_after is None:
+        problem = "--resume-after needs --hold-after"
+    if problem is not None:
+        print(f"{parser.format_usage()}softphone agent: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -235,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         account = _load(args.account)
+        if args.keying is not None:
+            account = dataclasses.replace(account, keying=MediaKeying(args.keying))
     except AccountError as exc:
         print(f"softphone agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -314,6 +371,10 @@ class _Calls:
     def __init__(self, args: argparse.Namespace, out: _Printer, recorder: _Recorder | None) -> None:
         self.play: Path | None = args.play
         self.hangup_after: float | None = args.hangup_after
+        self.dtmf: str | None = args.dtmf
+        self.dtmf_after: float = args.dtmf_after
+        self.hold_after: float | None = args.hold_after
+        self.resume_after: float | None = args.resume_after
         self.stats_interval: float = args.stats_interval
         self.out = out
         self.recorder = recorder
@@ -363,6 +424,10 @@ class _Calls:
             await call.wait_for(CallPhase.ESTABLISHED)
         if call.phase is CallPhase.ESTABLISHED:
             ticker = asyncio.ensure_future(self._tick(call)) if self.stats_interval else None
+            for step in self._steps(call):
+                task = asyncio.ensure_future(step)
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
             try:
                 if self.hangup_after is not None:
                     await asyncio.wait({call.ended}, timeout=self.hangup_after)
@@ -377,6 +442,35 @@ class _Calls:
         normal = call.call_id in self.established and call.reason in NORMAL_ENDINGS
         if not self.first.done():
             self.first.set_result(EXIT_OK if normal else EXIT_FAILED)
+
+    def _steps(self, call: Call) -> list[Coroutine[Any, Any, None]]:
+        steps = []
+        if self.dtmf is not None:
+            steps.append(self._send_dtmf(call, self.dtmf))
+        if self.hold_after is not None:
+            steps.append(self._hold(call, self.hold_after, self.resume_after))
+        return steps
+
+    async def _send_dtmf(self, call: Call, digits: str) -> None:
+        await asyncio.sleep(self.dtmf_after)
+        if call.phase is CallPhase.ESTABLISHED:
+            try:
+                call.send_dtmf(digits)
+            except CallError as exc:
+                print(f"softphone agent: DTMF not sent: {exc.reason}", file=sys.stderr)
+
+    async def _hold(self, call: Call, after: float, resume_after: float | None) -> None:
+        await asyncio.sleep(after)
+        if call.phase is not CallPhase.ESTABLISHED:
+            return
+        try:
+            await call.hold()
+            if resume_after is not None:
+                await asyncio.sleep(resume_after)
+                if call.phase is CallPhase.ESTABLISHED:
+                    await call.resume()
+        except CallError as exc:
+            print(f"softphone agent: hold/resume failed: {exc.reason}", file=sys.stderr)
 
     async def _tick(self, call: Call) -> None:
         while True:
@@ -413,6 +507,7 @@ async def _run(args: argparse.Namespace, account: Account, recorder: _Recorder |
         on_incoming_call=calls.incoming,
         auto_answer=args.auto_answer,
         sipsec_policy=args.sipsec_policy,
+        tunnel_answerer=_tunnel_answerer(sys.stdin, sys.stderr),
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -505,6 +600,36 @@ class _TerminalAsker:
         if answer == "always" or (answer == "a" and not required.loud):
             return TrustDecision.ALWAYS_TRUST
         return TrustDecision.REJECT
+
+
+def _tunnel_answerer(stdin: TextIO, stderr: TextIO) -> TunnelAnswerer:
+    """``--sipsec-policy ask`` (or the account's ``sipsec_accept = "ask"``): the question on
+    the terminal when stdin is one; otherwise no (nobody can answer) and say why."""
+
+    async def answer(offer: IncomingTunnel) -> bool:
+        who = offer.claimed_from or "someone"
+        try:
+            interactive = stdin.isatty()
+        except (OSError, ValueError):
+            interactive = False
+        if not interactive:
+            stderr.write(
+                f"softphone agent: declined an end-to-end (sipsec) call from {who}: "
+                "--sipsec-policy ask needs a terminal to ask on (standard input is not one); "
+                "use --sipsec-policy accept to take such calls unattended\n"
+            )
+            stderr.flush()
+            return False
+        stderr.write(
+            f"\nAn end-to-end (sipsec) call is coming in from {who} (via {offer.via}). "
+            "Their certificate is checked next. Accept the tunnel? [y]es / [n]o "
+            "(default: no): "
+        )
+        stderr.flush()
+        line = await _read_line(stdin)
+        return line.strip().lower() in ("y", "yes")
+
+    return answer
 
 
 def _describe(required: TrustDecisionRequired) -> str:

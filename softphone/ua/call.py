@@ -27,6 +27,9 @@ SRTP ends the call (BYE with the reason) and an offer without SRTP gets 488: no 
 RTP/AVP, ever. :class:`~softphone.ua.events.MediaStarted` says in UX.md's words who can
 listen: over ``sips:``/TLS hops, "Audio encrypted; every server on the way holds the key".
 
+With the account's ``smime`` setting (RFC 3261 §23) the SDP of the INVITE, the 200 and the
+re-INVITEs travels signed or signed and encrypted (:mod:`softphone.ua.smime_call`).
+
 A call ends cleanly on the peer's BYE, on our hangup, on a flow that dies (nothing can be
 sent any more: ended "connection lost"), and on a media timeout (BYE best effort).
 """
@@ -35,33 +38,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from softphone.media.dtls import DtlsCertificate, DtlsEndpoint, DtlsError
-from softphone.media.dtmf import DTMF_DIGITS
 from softphone.media.rtp_session import DtmfReceived as MediaDtmf
 from softphone.media.rtp_session import MediaEvent, MediaSession, MediaTimeout, ReservedPorts
 from softphone.media.rtp_session import reserve_ports as _reserve_ports
 from softphone.media.tone import AudioSink, FrameSource
-from softphone.sdp.crypto import CryptoAttribute
-from softphone.sdp.direction import Direction
 from softphone.sdp.errors import NegotiationError, SdpParseError
 from softphone.sdp.offer_answer import (
     Offer,
     build_answer,
     build_offer,
-    has_srtp,
     new_origin,
-    next_origin,
-    peer_direction,
     process_answer,
 )
 from softphone.sdp.policy import Keying, LocalMedia, Negotiated, SrtpPolicy
-from softphone.sdp.session import Origin, SessionDescription, parse_sdp
+from softphone.sdp.session import parse_sdp
 from softphone.sip.dialog import Dialog, DialogId, new_call_id, new_tag
 from softphone.sip.digest import (
     AuthenticationFailedError,
@@ -73,33 +69,35 @@ from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolE
 from softphone.sip.headers import NameAddr, Via
 from softphone.sip.message import Headers, Request, Response
 from softphone.sip.transaction_layer import make_cancel, new_branch
-from softphone.sip.uri import SipURI, parse_uri
-from softphone.ua.events import (
-    CallHeld,
-    CallState,
-    DtmfReceived,
-    Event,
-    MediaDowngraded,
-    MediaStarted,
+from softphone.sip.uri import SipURI
+from softphone.ua.callstate import (
+    ACK_TIMEOUT,
+    ALLOW,
+    AUDIO_WORDS,
+    END_TO_END_SIGNALLING,
+    REASONS,
+    USER_AGENT,
+    CallDirection,
+    CallError,
+    CallPhase,
+    audio_protection,
+    ended_reason,
+    parse_target,
+    quoted_safe,
+    signalling_protection,
 )
-from softphone.ua.reinvite import (
-    DOWNGRADE_ANSWER,
-    DOWNGRADE_OFFER,
-    DOWNGRADED_ANSWER,
-    DOWNGRADED_OFFER,
-    GLARE_ATTEMPTS,
-    IncomingReinvite,
-    OutgoingReinvite,
-    glare_delay,
-    retry_after,
-)
+from softphone.ua.events import CallState, Event, MediaStarted
+from softphone.ua.reinvite import ReinviteMixin
+from softphone.ua.smime_call import SmimeCallMixin
 
 if TYPE_CHECKING:
     from softphone.sip.transaction import ServerTransaction
+    from softphone.ua.smime_call import CallSmime
 
 __all__ = [
     "ALLOW",
     "AUDIO_WORDS",
+    "END_TO_END_SIGNALLING",
     "Call",
     "CallDirection",
     "CallError",
@@ -107,101 +105,16 @@ __all__ = [
     "CallPhase",
     "audio_protection",
     "ended_reason",
+    "parse_target",
     "signalling_protection",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Methods a call understands (Allow in INVITEs and their answers).
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
-USER_AGENT = "softphone/0.1"
-#: How long an answered incoming call waits for the ACK (RFC 3261 §13.3.1.4: 64*T1).
-ACK_TIMEOUT = 32.0
 #: Seconds the DTLS-SRTP handshake may take (with retransmissions) before the call ends.
 DTLS_HANDSHAKE_TIMEOUT = 10.0
 #: Seconds of silence from the peer that end an established call.
 MEDIA_TIMEOUT = 30.0
-
-#: UX.md "Who can listen to the audio (media)?", by how the keys travelled.
-AUDIO_WORDS = {
-    "none": "Audio not encrypted",
-    "sdes-hops": "Audio encrypted; every server on the way holds the key",
-    "dtls-hops": (
-        "Audio encrypted; a server on the way could still intercept by swapping fingerprints"
-    ),
-    "end-to-end": "Audio encrypted end to end",
-}
-_SIGNALLING_WORDS = {
-    True: "Encrypted to each server; servers on the way can read it",
-    False: "Call setup not encrypted",
-}
-#: UX.md: signalling inside a sipsec tunnel (draft-gurbani-sip-sipsec §6.4).
-END_TO_END_SIGNALLING = "Encrypted end to end; servers only see that a call was set up"
-
-
-class CallError(Exception):
-    """A call could not be placed at all (not registered, refused by policy); ``reason``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class CallPhase(enum.Enum):
-    CALLING = "calling"  # INVITE sent (outgoing) / received and being looked at (incoming)
-    RINGING = "ringing"  # 180 received (outgoing) / sent (incoming)
-    ESTABLISHED = "established"  # 2xx and ACK: media flows
-    ENDED = "ended"
-
-
-class CallDirection(enum.Enum):
-    OUTGOING = "outgoing"
-    INCOMING = "incoming"
-
-
-def audio_protection(keying: Keying, *, end_to_end: bool = False) -> str:
-    """UX.md's words for who can listen, by how the keys travelled: over ``sips:`` hops, or
-    (``end_to_end``) inside a sipsec tunnel, where no server on the way sees SDP."""
-    if end_to_end and keying is not Keying.NONE:
-        return AUDIO_WORDS["end-to-end"]
-    if keying is Keying.SDES:
-        return AUDIO_WORDS["sdes-hops"]
-    if keying is Keying.DTLS_SRTP:
-        return AUDIO_WORDS["dtls-hops"]
-    return AUDIO_WORDS["none"]
-
-
-def signalling_protection(over_tls: bool, *, end_to_end: bool = False) -> str:
-    """UX.md's words for who can read the call setup on a TLS or a plain hop, or inside a
-    sipsec tunnel (``end_to_end``)."""
-    if end_to_end:
-        return END_TO_END_SIGNALLING
-    return _SIGNALLING_WORDS[over_tls]
-
-
-_REASONS = {
-    486: "busy",
-    600: "busy",
-    603: "declined",
-    404: "not found",
-    604: "not found",
-    480: "unavailable",
-    408: "no answer",
-    487: "cancelled",
-}
-
-
-def ended_reason(response: Response) -> str:
-    """The reason in words for a final non-2xx response to our INVITE (RFC 3261 §21)."""
-    code = response.status_code
-    known = _REASONS.get(code)
-    if known is not None:
-        return known
-    if code in (488, 606):
-        warning = response.headers.get("Warning")
-        detail = f": {warning}" if warning else ""
-        return f"the other phone cannot accept our media ({code} {response.reason}{detail})"
-    return f"failed ({code} {response.reason})"
 
 
 class CallHost(Protocol):
@@ -235,7 +148,7 @@ class CallHost(Protocol):
 
     def respond(self, tx: ServerTransaction, response: Response) -> None: ...
 
-    def emit(self, event: CallState | MediaStarted) -> None: ...
+    def emit(self, event: Event) -> None: ...
 
     def forget(self, call: Call) -> None: ...
 
@@ -259,7 +172,7 @@ class _Media:
     dtls_certificate: DtlsCertificate | None = None
 
 
-class Call:
+class Call(ReinviteMixin, SmimeCallMixin):
     """One call (see the module docstring). Built by the user agent, never by hand."""
 
     def __init__(
@@ -304,17 +217,9 @@ class Call:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._phase_changed = asyncio.Event()
-        #: Hold (RFC 3264 §8.4): by our re-INVITE, and by the peer's offer or answer.
-        self.held_by_us = False
-        self.held_by_peer = False
-        #: Called with each digit the peer sends (RFC 4733), besides the DtmfReceived event.
-        self.on_dtmf: Callable[[str], None] | None = None
-        self._local_sdp: SessionDescription | None = None  # last SDP we sent, for re-offers
-        self._origin: Origin | None = None  # its o= line; the version grows with each SDP
-        self._reinvite_out: OutgoingReinvite | None = None
-        self._reinvite_in: IncomingReinvite | None = None
-        self._no_reinvite = asyncio.Event()  # §14.1: one INVITE transaction at a time
-        self._no_reinvite.set()
+        self._init_reinvite()
+        #: RFC 3261 §23 S/MIME for this call (softphone.ua.smime_call), None when off.
+        self.smime: CallSmime | None = None
 
     def __repr__(self) -> str:
         return f"<Call {self.direction.value} {self.peer} {self.phase.value}>"
@@ -352,6 +257,7 @@ class Call:
         assert setup is not None and setup.offer is None and self.dialog is not None
         answer_sdp = self._answer_sdp
         response = self._response(200, body=answer_sdp)
+        self._protect(response, answer_sdp)
         self.dialog.confirm()
         self._host.respond(self._server_tx, response)
         loop = asyncio.get_running_loop()
@@ -368,7 +274,7 @@ class Call:
             raise ValueError("a rejection is a 3xx-6xx status code")
         assert self._server_tx is not None
         self._host.respond(self._server_tx, self._response(code, reason))
-        words = _REASONS.get(code, f"rejected ({code})")
+        words = REASONS.get(code, f"rejected ({code})")
         self._end(f"{words} (by us)" if code in (486, 600, 603) else words, code)
 
     async def hangup(self) -> None:
@@ -396,53 +302,12 @@ class Call:
         if not self.ended.done():
             self._end("cancelled (no answer to the CANCEL)")
 
-    @property
-    def held(self) -> bool:
-        """On hold by either side: no audio flows from us."""
-        return self.held_by_us or self.held_by_peer
-
-    async def hold(self) -> None:
-        """Put the other side on hold (RFC 3264 §8.4, RFC 6337 §5.3): a re-INVITE in the
-        dialog whose offer says ``a=sendonly`` (``a=inactive`` if they hold us too), the same
-        session with its version incremented; the peer answers ``recvonly``/``inactive``. We
-        then send no RTP (RTCP goes on) and the peer should send none: :class:`CallHeld`
-        ``by="us"``. The SRTP policy is kept and so is our SDES key in use (RFC 4568
-        §7.1.4: re-offered unchanged; a peer answering with a new key of its own re-keys the
-        media: new SRTP contexts, the call goes on). ``CallError`` when
-        the call is not established or the peer refuses (the call then goes on unchanged);
-        an answer that drops SRTP ends the call under the mandatory policy."""
-        await self._modify(hold=True)
-
-    async def resume(self) -> None:
-        """Take the other side off hold: a re-INVITE with ``a=sendrecv`` (RFC 6337 §5.3);
-        audio flows again in both directions unless they still hold us."""
-        await self._modify(hold=False)
-
-    def send_dtmf(self, digits: str, duration: float = 0.1) -> None:
-        """Send DTMF as RFC 4733 telephone-events (§2.5.1) with the payload type the peer
-        negotiated, one digit after the other. ``CallError`` if the call has no audio, is on
-        hold, the peer did not offer telephone-event, a digit is not ``0-9 * # A-D`` or the
-        duration is not between 40 ms and 5 s; nothing is sent then."""
-        media, negotiated = self.media, self.negotiated
-        if self.phase is not CallPhase.ESTABLISHED or media is None or negotiated is None:
-            raise CallError("DTMF needs a call with audio")
-        if negotiated.telephone_event is None:
-            raise CallError(
-                "the other phone did not offer telephone-event (RFC 4733): it cannot get DTMF"
-            )
-        bad = [d for d in digits if d.upper() not in DTMF_DIGITS]
-        if not digits or bad:
-            raise CallError(f"not DTMF digits (0-9 * # A-D): {digits!r}")
-        if not 0.04 <= duration <= 5.0:
-            raise CallError(f"a DTMF digit lasts 40 ms to 5 s, not {duration} s")
-        if self.held:
-            raise CallError("the call is on hold: DTMF cannot be sent")
-        media.send_dtmf(digits.upper(), duration)
-
     # -- outgoing -------------------------------------------------------------------------
 
-    def start_outgoing(self, target: SipURI) -> None:
-        """Build and send the INVITE with the SDP offer (RFC 3261 §13.2.1)."""
+    def start_outgoing(self, target: SipURI, *, smime: CallSmime | None = None) -> None:
+        """Build and send the INVITE with the SDP offer (RFC 3261 §13.2.1), protected with
+        S/MIME (§23.3) when ``smime`` says so."""
+        self.smime = smime
         info = self._host.flow_info()
         if info is None:
             raise CallError("not connected to the registrar: no flow to call over")
@@ -481,6 +346,7 @@ class Call:
         headers.add("User-Agent", USER_AGENT)
         headers.add("Content-Type", "application/sdp")
         invite = Request("INVITE", target, headers, bytes(offer.sdp))
+        self._protect(invite, bytes(offer.sdp))
         self._send_invite(invite, self._preemptive(invite))
         self._emit_state()
 
@@ -505,10 +371,7 @@ class Call:
     def _keying(self) -> Keying:
         """How our offers key SRTP: the account's ``keying`` (SDES by default). As answerer
         we accept whichever keying the offer has (softphone.media.dtls, offer policy)."""
-        value = getattr(self._host, "media_keying", None)
-        if value is None:  # the UA's host has no such property yet: read its account
-            account = getattr(getattr(self._host, "_ua", None), "account", None)
-            value = getattr(account, "keying", "sdes")
+        value = getattr(self._host, "media_keying", "sdes")
         return Keying.DTLS_SRTP if str(value) == Keying.DTLS_SRTP.value else Keying.SDES
 
     def _preemptive(self, invite: Request) -> list[AuthHeader]:
@@ -544,6 +407,15 @@ class Call:
             return
         if code in (401, 407) and not self._cancelled and self._retry_with_credentials(response):
             return
+        if (
+            code == 493
+            and self.smime is not None
+            and not self.smime.retried
+            and not self._cancelled
+        ):
+            self.smime.retried = True  # §23.2: learn the certificate, send once more
+            self._spawn(self._retry_encrypted(response))
+            return
         if self.phase is not CallPhase.ENDED:
             self._release_media()
             self._end(ended_reason(response), code)
@@ -570,7 +442,20 @@ class Call:
             self._release_media()
             self._end(f"the server asked for a login we cannot answer ({exc})", code)
             return True
+        try:
+            invite = self._next_invite()
+        except CallError as exc:
+            self._release_media()
+            self._end(exc.reason, code)
+            return True
+        self._send_invite(invite, auth)
+        return True
+
+    def _next_invite(self) -> Request:
+        """The INVITE sent again (after a challenge or a 493): same dialog identifiers, a new
+        branch and the next CSeq (RFC 3261 §8.1.3.5, §22.2)."""
         old = self._invite
+        assert old is not None
         headers = Headers()
         for name, value in old.headers:
             if name in ("Via", "CSeq", "Authorization", "Proxy-Authorization"):
@@ -580,8 +465,11 @@ class Call:
         via = top.copy(params={**top.params, "branch": new_branch()})
         headers.prepend("Via", str(via))
         headers.add("CSeq", f"{old.cseq.seq + 1} INVITE")
-        self._send_invite(Request("INVITE", old.uri, headers, old.body), auth)
-        return True
+        invite = Request("INVITE", old.uri, headers, old.body)
+        setup = self._media_setup
+        if self.smime is not None and setup is not None and setup.offer is not None:
+            self._protect(invite, bytes(setup.offer.sdp))  # §23.4: the copy names this CSeq
+        return invite
 
     def _on_2xx(self, response: Response) -> None:
         assert self._invite is not None
@@ -598,10 +486,16 @@ class Call:
         if self._cancelled:
             self._spawn(self._bye("cancelled"))  # the answer crossed our CANCEL
             return
+        if self.smime is not None:
+            self._spawn(self._open_answer(response))
+            return
+        self._take_first_answer(response.body)
+
+    def _take_first_answer(self, body: bytes) -> None:
         setup = self._media_setup
         assert setup is not None and setup.offer is not None
         try:
-            answer = parse_sdp(response.body)
+            answer = parse_sdp(body)
             negotiated = process_answer(setup.offer, answer)
         except (NegotiationError, SdpParseError) as exc:
             self._spawn(self._bye(f"media refused: {exc.reason}", reason_header=exc.reason))
@@ -627,11 +521,25 @@ class Call:
 
     # -- incoming -------------------------------------------------------------------------
 
+    def start_refused(self, request: Request, tx: ServerTransaction, code: int, why: str) -> None:
+        """Refuse an INVITE before looking at its offer (``code`` with ``why`` in Warning)."""
+        self._request, self._server_tx = request, tx
+        self.call_id = request.call_id
+        self._refuse(code, why)
+
     def start_incoming(
-        self, request: Request, tx: ServerTransaction, transport: str, local: tuple[str, int]
+        self,
+        request: Request,
+        tx: ServerTransaction,
+        transport: str,
+        local: tuple[str, int],
+        *,
+        offer_body: bytes | None = None,
     ) -> bool:
         """Look at an INVITE that reached us (RFC 3261 §13.3.1): answer the offer first
-        (488 and no call if it cannot be accepted), then ring (180). False if refused."""
+        (488 and no call if it cannot be accepted), then ring (180). False if refused.
+        ``offer_body``: the SDP opened from an S/MIME body (:meth:`start_incoming_protected`)."""
+        body = request.body if offer_body is None else offer_body
         self._request, self._server_tx = request, tx
         self.call_id = request.call_id
         self.over_tls = transport == "TLS"
@@ -646,7 +554,7 @@ class Call:
         except RemoteProtocolError as exc:
             self._refuse(exc.status_code, exc.reason)
             return False
-        if not request.body:
+        if not body:
             # An INVITE without an offer wants ours in the 2xx and its answer in the ACK.
             self._refuse(488, "an offer in the INVITE is needed")
             return False
@@ -662,7 +570,7 @@ class Call:
             dtls_fingerprints=(certificate.fingerprint(),),
         )
         try:
-            offer = parse_sdp(request.body)
+            offer = parse_sdp(body)
             answer = build_answer(
                 local_media, offer, signalling_protected=self.over_tls, origin=new_origin()
             )
@@ -687,8 +595,8 @@ class Call:
     def _refuse(self, code: int, why: str) -> None:
         assert self._server_tx is not None
         response = self._response(code)
-        response.headers.add("Warning", f'399 softphone "{_quoted_safe(why)}"')
-        response.headers.add("Reason", f'SIP;cause={code};text="{_quoted_safe(why)}"')
+        response.headers.add("Warning", f'399 softphone "{quoted_safe(why)}"')
+        response.headers.add("Reason", f'SIP;cause={code};text="{quoted_safe(why)}"')
         self._host.respond(self._server_tx, response)
         self._end(f"refused ({code}): {why}", code)
 
@@ -737,321 +645,8 @@ class Call:
         if self.phase is not CallPhase.ENDED and self.media is None:
             self._spawn(self._bye("no ACK for our answer"))
 
-    # -- re-INVITE: hold, resume, new keys (RFC 3261 §14, RFC 3264 §8) ----------------------
-
-    async def _modify(self, *, hold: bool) -> None:
-        """Our re-INVITE, sent again after the §14.1 delay when it meets glare (491)."""
-        for _ in range(GLARE_ATTEMPTS):
-            await self._wait_no_reinvite()
-            code = await self._reinvite(hold=hold)
-            if code != 491:
-                return
-            await asyncio.sleep(glare_delay(self.direction is CallDirection.OUTGOING))
-        raise CallError("the other side kept changing the call at the same time (491)")
-
-    async def _wait_no_reinvite(self) -> None:
-        """§14.1: no new INVITE while another INVITE transaction is in progress either way."""
-        while True:
-            if self.phase is not CallPhase.ESTABLISHED or self.media is None:
-                raise CallError(f"the call is {self.phase.value}: it cannot be changed now")
-            if self._reinvite_out is None and self._reinvite_in is None:
-                return
-            self._no_reinvite.clear()
-            async with asyncio.timeout(ACK_TIMEOUT * 2):
-                await self._no_reinvite.wait()
-
-    async def _reinvite(self, *, hold: bool) -> int:
-        """One re-INVITE exchange; the final status code (the session changed on 2xx)."""
-        setup, dialog, current = self._media_setup, self.dialog, self.negotiated
-        assert setup is not None and dialog is not None and current is not None
-        assert self._local_sdp is not None and self._origin is not None
-        local = setup.local.hold(inactive=self.held_by_peer) if hold else setup.local.resume()
-        local = _suite_in_use_first(local, current)
-        try:
-            offer = build_offer(
-                local,
-                signalling_protected=self.over_tls,
-                origin=next_origin(self._origin),
-                previous_sdp=self._local_sdp,
-                media_index=current.media_index,
-                keep_keys=_our_keys(current),
-            )
-            request = dialog.create_request(
-                "INVITE",
-                via=self._new_via(),
-                headers=[("Allow", ALLOW), ("User-Agent", USER_AGENT)],
-                body=bytes(offer.sdp),
-                content_type="application/sdp",
-            )
-        except LocalProtocolError as exc:
-            raise CallError(f"cannot change the call: {exc}") from exc
-        self._origin = offer.sdp.origin
-        pending = OutgoingReinvite(request, offer)
-        self._reinvite_out = pending
-        self._host.start_invite(
-            request,
-            lambda r: self._on_reinvite_response(pending, r),
-            lambda why: self._on_reinvite_failure(pending, why),
-        )
-        try:
-            ended = asyncio.shield(self.ended)
-            await asyncio.wait({pending.final, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._reinvite_out = None
-            self._no_reinvite.set()
-        if not pending.final.done() or pending.final.exception() is not None:
-            why = self.reason if self.phase is CallPhase.ENDED else "no answer"
-            raise CallError(f"the call could not be changed: {why}")
-        response = pending.final.result()
-        code = response.status_code
-        if code == 491:
-            return code
-        if code in (408, 481):  # §12.2.1.2: the dialog is gone
-            await self._bye(f"the other side lost the call ({code} {response.reason})")
-            raise CallError(f"the call ended: {self.reason}")
-        if code >= 300:  # §14.1: the session stays as it was
-            raise CallError(f"the other side refused the change ({ended_reason(response)})")
-        try:
-            answer = parse_sdp(response.body)
-        except SdpParseError as exc:
-            await self._bye(f"media refused: {exc.reason}", reason_header=exc.reason)
-            raise CallError(f"the call ended: {self.reason}") from exc
-        if not await self._take_answer(offer, answer, sent=offer.sdp):
-            raise CallError(f"the call ended: {self.reason}")
-        self._set_held_by_us(hold)
-        return code
-
-    def _on_reinvite_response(self, pending: OutgoingReinvite, response: Response) -> None:
-        code = response.status_code
-        if code < 200:
-            return
-        dialog = self.dialog
-        if dialog is not None and dialog.state.value != "terminated":
-            with contextlib.suppress(LocalProtocolError):
-                dialog.receive_response(response)  # §12.2.1.2: new target; 481/408 end it
-        if code < 300 and dialog is not None:
-            if pending.ack is None:
-                with contextlib.suppress(LocalProtocolError, CallError):
-                    pending.ack = dialog.create_ack(response, via=self._new_via())
-            if pending.ack is not None:
-                self._host.send_direct(pending.ack)  # again for a retransmitted 2xx
-        if not pending.final.done():
-            pending.final.set_result(response)
-
-    def _on_reinvite_failure(self, pending: OutgoingReinvite, reason: str) -> None:
-        if not pending.final.done():
-            pending.final.set_exception(CallError(reason))
-            pending.final.exception()  # read: the waiter may be gone already
-        if self.phase is not CallPhase.ENDED:  # §14.1 / Timer B: the dialog is in doubt
-            self._spawn(self._bye(f"no answer to our re-INVITE ({reason})"))
-
-    async def _take_answer(
-        self, offer: Offer, answer: SessionDescription, *, sent: SessionDescription
-    ) -> bool:
-        """Apply the answer to our re-offer; False if the call ended over it (BYE sent)."""
-        current = self.negotiated
-        assert current is not None
-        downgrade = current.encrypted and not has_srtp(answer, offer.media_index)
-        try:
-            negotiated = process_answer(offer, answer, previous=self._previous())
-        except NegotiationError as exc:
-            reason = DOWNGRADE_ANSWER if downgrade else f"media refused: {exc.reason}"
-            await self._bye(reason, reason_header=reason)
-            return False
-        self._local_sdp = sent
-        self._apply(negotiated, peer_direction(answer, offer.media_index))
-        if downgrade and not negotiated.encrypted:
-            self._emit(MediaDowngraded(self.call_id, DOWNGRADED_ANSWER))
-        return True
-
-    def receive_reinvite(self, request: Request, tx: ServerTransaction) -> None:
-        """A re-INVITE from the peer (RFC 3261 §14.2): hold, resume, new address or keys.
-
-        491 while ours is pending (§14.1 glare); 500 with Retry-After while another INVITE
-        is still being answered or the call is not up yet. With an offer: 200 with the answer
-        (our direction mirrors theirs: ``sendonly`` → ``recvonly``, RFC 3264 §6.1) and the
-        media follows; an offer we cannot accept gets 488 and the call goes on unchanged —
-        except one without SRTP on an encrypted call under the mandatory policy: 488, then
-        BYE with the downgrade reason. Without an offer: our offer in the 200, the answer
-        comes in the ACK (:meth:`receive_ack`)."""
-        if self._reinvite_out is not None:
-            self._host.respond(tx, self._in_dialog_response(request, 491))
-            return
-        current, setup = self.negotiated, self._media_setup
-        if (
-            self._reinvite_in is not None
-            or self.phase is not CallPhase.ESTABLISHED
-            or current is None
-            or setup is None
-            or self._local_sdp is None
-            or self._origin is None
-        ):
-            response = self._in_dialog_response(request, 500)
-            response.headers.add("Retry-After", str(retry_after()))
-            self._host.respond(tx, response)
-            return
-        local = setup.local.hold() if self.held_by_us else setup.local.resume()
-        origin = next_origin(self._origin)
-        if not request.body:
-            reoffer = _suite_in_use_first(local, current)
-            self._offer_in_2xx(request, tx, reoffer, origin, current.media_index)
-            return
-        try:
-            offer = parse_sdp(request.body)
-        except SdpParseError as exc:
-            self._refuse_change(request, tx, exc.status_code, exc.reason)
-            return
-        downgrade = current.encrypted and not has_srtp(offer)
-        if downgrade and self._policy is SrtpPolicy.MANDATORY:
-            self._refuse_change(request, tx, 488, "SRTP is required")
-            self._spawn(self._bye(DOWNGRADE_OFFER, reason_header=DOWNGRADE_OFFER))
-            return
-        try:
-            answer = build_answer(
-                local,
-                offer,
-                signalling_protected=self.over_tls,
-                origin=origin,
-                previous=self._previous(),
-            )
-            direction = peer_direction(offer, answer.negotiated.media_index)
-        except (NegotiationError, SdpParseError) as exc:
-            self._refuse_change(request, tx, exc.status_code, exc.reason)
-            return
-        except LocalProtocolError as exc:
-            self._refuse_change(request, tx, 488, str(exc))
-            return
-        self._host.respond(tx, self._in_dialog_response(request, 200, body=bytes(answer.sdp)))
-        self._sent_sdp(answer.sdp)
-        self._local_sdp = answer.sdp
-        self._apply(answer.negotiated, direction)
-        if current.encrypted and not answer.negotiated.encrypted:
-            self._emit(MediaDowngraded(self.call_id, DOWNGRADED_OFFER))
-
-    def _offer_in_2xx(
-        self,
-        request: Request,
-        tx: ServerTransaction,
-        local: LocalMedia,
-        origin: Origin,
-        media_index: int,
-    ) -> None:
-        """§14.2: a re-INVITE without SDP: our offer in the 200, its answer in the ACK."""
-        try:
-            offer = build_offer(
-                local,
-                signalling_protected=self.over_tls,
-                origin=origin,
-                previous_sdp=self._local_sdp,
-                media_index=media_index,
-                keep_keys=() if self.negotiated is None else _our_keys(self.negotiated),
-            )
-        except LocalProtocolError as exc:
-            self._refuse_change(request, tx, 488, str(exc))
-            return
-        self._origin = offer.sdp.origin
-        self._host.respond(tx, self._in_dialog_response(request, 200, body=bytes(offer.sdp)))
-        pending = IncomingReinvite(request, offer)
-        pending.timer = asyncio.get_running_loop().call_later(
-            ACK_TIMEOUT, lambda: self._spawn(self._bye("no ACK for our answer to a re-INVITE"))
-        )
-        self._reinvite_in = pending
-
-    def _ack_of_reinvite(self, pending: IncomingReinvite, ack: Request) -> None:
-        self._reinvite_in = None
-        self._no_reinvite.set()
-        if pending.timer is not None:
-            pending.timer.cancel()
-        if not ack.body:
-            self._spawn(self._bye("media refused: no answer in the ACK", reason_header="no SDP"))
-            return
-        try:
-            answer = parse_sdp(ack.body)
-        except SdpParseError as exc:
-            self._spawn(self._bye(f"media refused: {exc.reason}", reason_header=exc.reason))
-            return
-        self._spawn(self._quiet_answer(pending.offer, answer))
-
-    async def _quiet_answer(self, offer: Offer, answer: SessionDescription) -> None:
-        await self._take_answer(offer, answer, sent=offer.sdp)
-
-    def _refuse_change(self, request: Request, tx: ServerTransaction, code: int, why: str) -> None:
-        response = self._in_dialog_response(request, code)
-        response.headers.add("Warning", f'399 softphone "{_quoted_safe(why)}"')
-        self._host.respond(tx, response)
-
-    def _in_dialog_response(self, request: Request, code: int, *, body: bytes = b"") -> Response:
-        response = Response.for_request(request, code)
-        if 200 <= code < 300:
-            response.headers.add("Contact", str(NameAddr(self._host.contact_uri())))
-            response.headers.add("Allow", ALLOW)
-        if body:
-            response.headers.add("Content-Type", "application/sdp")
-            response.body = body
-        return response
-
-    def _previous(self) -> Negotiated | None:
-        """What an offer or answer is checked against: under the mandatory policy the
-        current session, so dropping SRTP is refused (policy.py: once encrypted, always);
-        under optional nothing, so the call may go on in clear (and says so)."""
-        return self.negotiated if self._policy is SrtpPolicy.MANDATORY else None
-
-    def _apply(self, negotiated: Negotiated, peer: Direction) -> None:
-        """A new offer/answer took effect: media follows (direction, address, keys)."""
-        setup = self._media_setup
-        assert setup is not None
-        old = self.negotiated
-        setup.negotiated = self.negotiated = negotiated
-        if self.media is not None:
-            self.media.update(self._media_view(negotiated))
-        self._set_held_by_peer(not peer.receives)
-        if old is not None and (old.keying, old.suite) != (negotiated.keying, negotiated.suite):
-            self._announce_media(negotiated)
-
-    def _media_view(self, negotiated: Negotiated) -> Negotiated:
-        """What the media session runs: while we hold, we send nothing (no music on hold)."""
-        if not self.held_by_us or not negotiated.direction.sends:
-            return negotiated
-        return replace(negotiated, direction=negotiated.direction.without_send())
-
-    def _set_held_by_us(self, held: bool) -> None:
-        if held == self.held_by_us:
-            return
-        self.held_by_us = held
-        if self.media is not None and self.negotiated is not None:
-            self.media.update(self._media_view(self.negotiated))
-        self._emit(CallHeld(self.call_id, "us", held))
-
-    def _set_held_by_peer(self, held: bool) -> None:
-        if held != self.held_by_peer:
-            self.held_by_peer = held
-            self._emit(CallHeld(self.call_id, "peer", held))
-
-    def _drop_reinvites(self) -> None:
-        pending_in, self._reinvite_in = self._reinvite_in, None
-        if pending_in is not None and pending_in.timer is not None:
-            pending_in.timer.cancel()
-        self._no_reinvite.set()
-
-    def _sent_sdp(self, sdp: SessionDescription) -> None:
-        self._origin = sdp.origin
-        if self._local_sdp is None:
-            self._local_sdp = sdp
-
-    def _dtmf_received(self, digit: str) -> None:
-        if digit not in DTMF_DIGITS:
-            return
-        self._emit(DtmfReceived(self.call_id, digit))
-        if self.on_dtmf is not None:
-            try:
-                self.on_dtmf(digit)
-            except Exception:  # a broken listener must not break the call
-                log.exception("on_dtmf failed")
-
     def _emit(self, event: Event) -> None:
-        # CallHost.emit is typed for the first two events; the UA's emits any Event.
-        emit = cast("Callable[[Event], None]", self._host.emit)
-        emit(event)
+        self._host.emit(event)
 
     # -- both ------------------------------------------------------------------------------
 
@@ -1118,7 +713,9 @@ class Call:
                 encrypted=negotiated.encrypted,
                 srtp_suite=None if suite is None else suite.wire_name,
                 keying=negotiated.keying.value,
-                audio=audio_protection(negotiated.keying, end_to_end=self._host.end_to_end),
+                audio=audio_protection(
+                    negotiated.keying, end_to_end=self._audio_end_to_end(negotiated)
+                ),
                 signalling=signalling_protection(self.over_tls, end_to_end=self._host.end_to_end),
             )
         )
@@ -1139,7 +736,7 @@ class Call:
         if dialog is not None and dialog.state.value != "terminated":
             extra = []
             if reason_header:
-                extra.append(("Reason", f'SIP;cause=488;text="{_quoted_safe(reason_header)}"'))
+                extra.append(("Reason", f'SIP;cause=488;text="{quoted_safe(reason_header)}"'))
             try:
                 bye = dialog.create_request("BYE", via=self._new_via(), headers=extra)
             except (LocalProtocolError, CallError):
@@ -1219,38 +816,3 @@ class Call:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("call task failed", exc_info=task.exception())
-
-
-def _suite_in_use_first(local: LocalMedia, negotiated: Negotiated) -> LocalMedia:
-    """A re-offer lists the SRTP suite in use first (tag 1), then the others: a peer that
-    takes the first line (baresip 1.0 keeps its suite and key whatever we offer) then
-    answers the suite it really uses."""
-    suite = negotiated.suite
-    if suite is None or suite not in local.suites:
-        return local
-    return replace(local, suites=(suite, *(s for s in local.suites if s is not suite)))
-
-
-def _our_keys(negotiated: Negotiated) -> tuple[CryptoAttribute, ...]:
-    """The SDES key we send with, kept in re-offers (hold/resume do not re-key)."""
-    return () if negotiated.local_crypto is None else (negotiated.local_crypto,)
-
-
-def _quoted_safe(text: str) -> str:
-    """Text for a quoted-string: no quotes, backslashes or line breaks."""
-    return "".join(c for c in text if c not in '"\\\r\n\0')[:200]
-
-
-def parse_target(text: str, aor: SipURI) -> SipURI:
-    """What the person typed as a SIP URI: ``bob`` → ``sips:bob@<our domain>``, a full
-    ``sip:``/``sips:`` URI as it is. ``CallError`` for anything else."""
-    text = text.strip()
-    if ":" not in text.split("@", 1)[0]:
-        text = f"{aor.scheme}:{text}" if "@" in text else f"{aor.scheme}:{text}@{aor.host}"
-    try:
-        uri = parse_uri(text)
-    except ParseError as exc:
-        raise CallError(f"not an address we can call: {exc.reason}") from exc
-    if not isinstance(uri, SipURI):
-        raise CallError("only sip: and sips: addresses can be called")
-    return uri

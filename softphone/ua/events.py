@@ -388,7 +388,10 @@ class PeerIdentity(Event):
     CA or pin vouching), ``certificate`` (chains to a trusted CA), ``seen-before`` (matches the
     pinned certificate), ``verified`` (the safety number was compared), ``changed`` (another
     certificate was pinned: accepted by a person despite the warning) and ``safety_number``
-    (60 digits in groups of five) when both certificates are known."""
+    (60 digits in groups of five) when both certificates are known. ``ledger_state``: the
+    contact's state in the trust ledger (issue 6; the same words, None when unknown);
+    ``via``: ``sipsec`` (the end-to-end TLS, ``tunnel_id`` set) or ``smime`` (an RFC 3261
+    §23 signer or certs-only body, ``tunnel_id`` empty)."""
 
     name: ClassVar[str] = "peer_identity"
 
@@ -398,16 +401,21 @@ class PeerIdentity(Event):
     fingerprint: str
     identity_state: str
     safety_number: str | None = None
+    ledger_state: str | None = None
+    via: str = "sipsec"
 
     def __post_init__(self) -> None:
         for what in ("call_id", "tunnel_id", "fingerprint"):
             _check_str(what, getattr(self, what))
         _check_uri("peer_aor", self.peer_aor)
-        if self.identity_state not in IDENTITY_STATES:
-            raise ValueError(
-                f"identity_state must be one of {', '.join(IDENTITY_STATES)}, "
-                f"not {self.identity_state!r}"
-            )
+        for what in ("identity_state", "ledger_state"):
+            value = getattr(self, what)
+            if (value is not None or what == "identity_state") and value not in IDENTITY_STATES:
+                raise ValueError(
+                    f"{what} must be one of {', '.join(IDENTITY_STATES)}, not {value!r}"
+                )
+        if self.via not in ("sipsec", "smime"):
+            raise ValueError(f"via must be sipsec or smime, not {self.via!r}")
         if self.safety_number is not None:
             groups = self.safety_number.split(" ")
             if len(groups) != 12 or not all(len(g) == 5 and g.isdigit() for g in groups):
@@ -519,3 +527,34 @@ class MediaDowngraded(Event):
 
 __all__ += ["CallHeld", "DtmfReceived", "MediaDowngraded"]
 EVENT_TYPES.update({cls.name: cls for cls in (CallHeld, DtmfReceived, MediaDowngraded)})
+
+
+#: How an S/MIME body of a call was protected (RFC 3261 §23.3), in SmimeStatus.
+SMIME_PROTECTIONS = ("signed+encrypted", "signed", "encrypted", "not protected")
+
+
+@dataclass(frozen=True)
+class SmimeStatus(Event):
+    """The SDP of call ``call_id`` went out (``direction`` ``"sent"``) or came in
+    (``"received"``) as an S/MIME body (RFC 3261 §23.3) protected as ``protection`` says;
+    ``detail`` in words, e.g. why we signed only ("no certificate of bob@example.test is
+    known: signed only, not encrypted")."""
+
+    name: ClassVar[str] = "smime_status"
+
+    call_id: str
+    direction: str  # "sent" | "received"
+    protection: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        for what in ("call_id", "detail"):
+            _check_str(what, getattr(self, what))
+        if self.direction not in ("sent", "received"):
+            raise ValueError(f"direction must be sent or received, not {self.direction!r}")
+        if self.protection not in SMIME_PROTECTIONS:
+            raise ValueError(f"protection must be one of {', '.join(SMIME_PROTECTIONS)}")
+
+
+__all__ += ["SMIME_PROTECTIONS", "SmimeStatus"]
+EVENT_TYPES[SmimeStatus.name] = SmimeStatus

@@ -37,13 +37,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from softphone.media.tone import AudioSink, FrameSource
 from softphone.sdp.policy import SrtpPolicy
 from softphone.security.certificates import Identity, InvalidIdentityError, fingerprint_hex
 from softphone.security.identity import IdentityError, IdentityMaterial, identity_aor
+from softphone.security.ledger import ContactState, Seen
 from softphone.security.pins import PinReason, PinState
 from softphone.security.safety import safety_number
 from softphone.security.trust import Purpose, TrustReport
@@ -73,8 +74,9 @@ from softphone.transport.stream import TCPStream, TLSStream, TLSStreamError
 from softphone.transport.tls import TLSConfig, TLSVersion
 from softphone.ua.account import SipsecAccept
 from softphone.ua.call import Call, CallDirection, CallError, CallPhase, ended_reason
-from softphone.ua.events import CallState, MediaStarted, PeerIdentity, TunnelState
+from softphone.ua.events import Event, PeerIdentity, TrustRequired, TunnelState
 from softphone.ua.registration import RegistrationError
+from softphone.ua.trustledger import identity_state_of
 
 if TYPE_CHECKING:
     from softphone.ua.useragent import UserAgent
@@ -244,6 +246,10 @@ class TunnelHost:
         return self._ua.account.srtp
 
     @property
+    def media_keying(self) -> str:
+        return str(self._ua.account.keying)
+
+    @property
     def end_to_end(self) -> bool:
         return True
 
@@ -296,7 +302,7 @@ class TunnelHost:
             return
         self._run(actions)
 
-    def emit(self, event: CallState | MediaStarted) -> None:
+    def emit(self, event: Event) -> None:
         self._ua._emit(event)
 
     def forget(self, call: Call) -> None:
@@ -496,6 +502,26 @@ def _dialog_of(request: Request) -> DialogId | None:
         return None
 
 
+def _record_in_ledger(
+    ua: UserAgent, peer_aor: str, report: TrustReport, close: Callable[[], None]
+) -> None:
+    """The accepted peer certificate goes into the trust ledger (``Seen.SIPSEC``). A person who
+    accepted the loud "changed" question answered the ledger's change too; a ledger that
+    still blocks (a verified contact's certificate changed and nobody was asked: the pins were
+    out of step) stops the call before the INVITE, loudly."""
+    leaf = report.leaf
+    if leaf is None:
+        return
+    observation = ua.ledger.observe(peer_aor, leaf, Seen.SIPSEC, accepted_change=report.changed)
+    if observation is not None and observation.must_block:
+        ua._emit(replace(TrustRequired.from_report(report, f"call with {peer_aor}"), changed=True))
+        close()
+        raise SipsecCallError(
+            f"not connected: {peer_aor} now presents another certificate than the one you "
+            "verified; compare the safety number again before calling"
+        )
+
+
 def _emit_identity(ua: UserAgent, host: TunnelHost, call: Call) -> None:
     report = host.report
     leaf = report.leaf
@@ -503,13 +529,18 @@ def _emit_identity(ua: UserAgent, host: TunnelHost, call: Call) -> None:
     if leaf is not None:
         with contextlib.suppress(ValueError, InvalidIdentityError):
             number = str(safety_number(host.identity.cert, host.identity.aor, leaf, host.peer_aor))
+    ledger_state = ua.ledger.state(host.peer_aor)
+    state = identity_state(report)
+    if ledger_state in (ContactState.VERIFIED, ContactState.CHANGED) and state != "changed":
+        state = identity_state_of(ledger_state)
     event = PeerIdentity(
         call_id=call.call_id,
         tunnel_id=host.tunnel_id,
         peer_aor=host.peer_aor,
         fingerprint=fingerprint_hex(report.fingerprint) if report.fingerprint else "",
-        identity_state=identity_state(report),
+        identity_state=state,
         safety_number=number,
+        ledger_state=identity_state_of(ledger_state),
     )
     ua._peer_identities[call] = event
     ua._emit(event)
@@ -666,6 +697,7 @@ async def _dial(  # noqa: PLR0917  # internal steps of one flow
     ua._flow_taken(flow)
     nested = await _handshake(ua, stream, leftover, _config(identity, server=False), flow, out)
     _state(ua, tunnel_id, out, peer_aor, "tunnel-open", "", True)
+    ua.ledger.pin_verified(peer_aor)  # a contact verified in the ledger is pinned: changed is loud
     verdict, report = await ua.gate.check_identity(
         nested.peer_chain(),
         Identity.aor(peer_aor),
@@ -676,6 +708,7 @@ async def _dial(  # noqa: PLR0917  # internal steps of one flow
     if not verdict.accepted:
         nested.close()
         raise SipsecCallError(f"not connected: {report.headline}")
+    _record_in_ledger(ua, peer_aor, report, nested.close)
     tunnel = Flow(nested, flow.target, transport="TLS", connect_round_trips=nested.handshake_waits)
     host = TunnelHost(
         ua,
@@ -881,6 +914,7 @@ async def _accept(  # noqa: PLR0917  # internal steps of one flow
         nested.close()
         raise SipsecCallError(f"refused: {exc}") from exc
     _state(ua, tunnel_id, incoming, peer_aor, "tunnel-open", "", True)
+    ua.ledger.pin_verified(peer_aor)
     verdict, report = await ua.gate.check_identity(
         chain,
         Identity.aor(peer_aor),
@@ -891,6 +925,7 @@ async def _accept(  # noqa: PLR0917  # internal steps of one flow
     if not verdict.accepted:
         nested.close()
         raise SipsecCallError(f"not connected: {report.headline}")
+    _record_in_ledger(ua, peer_aor, report, nested.close)
     tunnel = Flow(nested, flow.target, transport="TLS", connect_round_trips=0)
     TunnelHost(
         ua,

@@ -52,6 +52,14 @@ a :class:`~softphone.ua.trace.TraceEntry` for every SIP message on any flow and 
 end-to-end TLS handshake; :class:`~softphone.ua.events.TunnelState` and
 :class:`~softphone.ua.events.PeerIdentity` events say what the tunnel and the peer are.
 
+The trust ledger (issue 6, :mod:`softphone.ua.trustledger`; ``ledger_path=``, by default
+``contacts.json`` beside the pin store) records every certificate a peer shows, in sipsec calls
+and in S/MIME bodies; a contact verified in it is pinned before its next sipsec call, so a
+changed certificate is a loud question before any INVITE. :meth:`UserAgent.mark_verified` is
+the "We compared it" button. With the account's ``smime`` setting (RFC 3261 §23,
+:mod:`softphone.ua.smime_call`) the SDP of calls travels signed or signed and encrypted; an
+OPTIONS (:meth:`UserAgent.options`, and the 200 we answer) carries our certs-only body (§23.2).
+
 UDP (``sip:`` registrars only; :class:`~softphone.transport.flow.UDPFlow`): used when the
 account lists ``"udp"`` in ``transport`` or, with no ``transport`` list, when the registrar URI
 says ``;transport=udp`` (it is never picked by itself: TLS, then TCP, is the default order).
@@ -77,7 +85,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -86,10 +94,13 @@ from softphone.media.tone import AudioSink, FrameSource
 from softphone.sdp.policy import SrtpPolicy
 from softphone.security.certificates import fingerprint_hex
 from softphone.security.identity import IdentityError, IdentityMaterial
-from softphone.sip.dialog import DialogId, new_tag
-from softphone.sip.digest import DigestClient
+from softphone.security.ledger import LedgerError
+from softphone.security.pins import PinStoreError
+from softphone.sip.dialog import DialogId, new_call_id, new_tag
+from softphone.sip.digest import AuthenticationFailedError, DigestClient, NoUsableChallengeError
 from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
-from softphone.sip.message import Message, Request, Response
+from softphone.sip.headers import NameAddr, Via
+from softphone.sip.message import Headers, Message, Request, Response
 from softphone.sip.transaction import (
     Deliver,
     Send,
@@ -99,7 +110,7 @@ from softphone.sip.transaction import (
     Transaction,
     TransportError,
 )
-from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer
+from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer, new_branch
 from softphone.sip.uri import SipURI
 from softphone.storage import default_pin_store_path
 from softphone.transport.flow import (
@@ -118,11 +129,9 @@ from softphone.ua.account import Account, SipsecAccept, new_instance_id
 from softphone.ua.account import Transport as AccountTransport
 from softphone.ua.call import Call, CallDirection, CallError, CallPhase, parse_target
 from softphone.ua.events import (
-    CallState,
     ConnectionLost,
     ConnectionRestored,
     Event,
-    MediaStarted,
     PeerIdentity,
     Registered,
     RegistrationFailed,
@@ -145,8 +154,10 @@ from softphone.ua.sipsec import (
     dial,
     is_sipsec_uri,
 )
+from softphone.ua.smime_call import CallSmime, SmimeSupport
 from softphone.ua.trace import Protection, TraceEntry, TraceHandler, first_line_of
 from softphone.ua.trustgate import Answerer, TrustGate, TrustPolicy, load_anchors
+from softphone.ua.trustledger import LedgerKeeper
 
 __all__ = ["Backoff", "EventHandler", "IncomingCallHandler", "UserAgent"]
 
@@ -203,15 +214,22 @@ class UserAgent:
         tunnel_answerer: TunnelAnswerer | None = None,
         sipsec_policy: SipsecAccept | str | None = None,
         on_trace: TraceHandler | None = None,
+        ledger_path: Path | None = None,
     ) -> None:
         """``password`` defaults to the keyring or ``password_env``
         (:func:`~softphone.ua.secrets.get_password`), read when registering. ``anchors``
         default to the account's ``ca_file`` plus the system store; ``keepalive_interval`` to
-        the registrar's Flow-Timer, else 120 s."""
+        the registrar's Flow-Timer, else 120 s. ``ledger_path``: the trust ledger (issue 6),
+        by default ``contacts.json`` beside the pin store (as :mod:`softphone.contacts`)."""
         self.account = account
         self.on_event = on_event
+        pins_path = pin_store_path or default_pin_store_path()
+        #: The trust ledger and the pins beside it (softphone.ua.trustledger).
+        self.ledger = LedgerKeeper(ledger_path or pins_path.parent / "contacts.json", pins_path)
+        #: RFC 3261 §23 S/MIME bodies in calls, per ``account.smime`` (softphone.ua.smime_call).
+        self.smime = SmimeSupport(self)
         self.gate = TrustGate(
-            pin_store_path=pin_store_path or default_pin_store_path(),
+            pin_store_path=pins_path,
             policy=trust_policy,
             answerer=answerer,
             anchors=load_anchors(account.ca_file) if anchors is None else anchors,
@@ -297,6 +315,11 @@ class UserAgent:
         if self._closing or flow is None or flow.is_closed:
             raise CallError("not connected to the registrar: register first")
         target = parse_target(uri, self.account.aor_uri)
+        smime = self.smime.for_call(str(target))
+        if smime is not None and smime.mode.value == "sign+encrypt" and smime.peer_cert is None:
+            await self.smime.fetch_certificate(str(target), smime)  # §23.2
+            if self._closing or flow.is_closed:
+                raise CallError("the connection to the server closed")
         call = Call(
             self._call_host,
             CallDirection.OUTGOING,
@@ -308,7 +331,7 @@ class UserAgent:
         self.calls.append(call)
         self._call_flow[call] = flow
         try:
-            call.start_outgoing(target)
+            call.start_outgoing(target, smime=smime)
         except BaseException:
             self._forget_call(call)
             raise
@@ -686,6 +709,8 @@ class UserAgent:
         code = 200 if request.method == "OPTIONS" else 501
         response = Response.for_request(request, code, to_tag=new_tag())
         response.headers.add("Allow", _ALLOWED)
+        if request.method == "OPTIONS":
+            self._options_certificates(request, response)
         if self.account.outbound:
             response.headers.add("Supported", "outbound, path")
         self._tx_flow[tx] = flow
@@ -717,6 +742,105 @@ class UserAgent:
     def peer_identity(self, call: Call) -> PeerIdentity | None:
         """Who is on the other end of a sipsec call, and how we know (None: not sipsec)."""
         return self._peer_identities.get(call)
+
+    async def options(self, uri: str, *, timeout: float = 10.0, observe: bool = True) -> Response:
+        """OPTIONS to ``uri`` outside any dialog (RFC 3261 §11) over the registered flow, with
+        our certs-only body when S/MIME is on (§23.2: the answer carries the peer's). The
+        certificates a 200 carries are recorded in the trust ledger. Returns the final
+        response; ``CallError`` when not connected, ``TimeoutError`` after ``timeout``."""
+        flow = self.flow
+        if self._closing or flow is None or flow.is_closed:
+            raise CallError("not connected to the registrar: register first")
+        target = parse_target(uri, self.account.aor_uri)
+        request = self._options_request(target, flow)
+        digest = self._call_digest_client()
+        for header in digest.authorize("OPTIONS", str(target)):
+            request.headers.add(header.name, header.value)
+        async with asyncio.timeout(timeout):
+            response = await self._call_host.transact(request)
+            if response.status_code in (401, 407):
+                code = response.status_code
+                challenge = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
+                answer = "Authorization" if code == 401 else "Proxy-Authorization"
+                try:
+                    auth = digest.handle_challenge(
+                        code,
+                        response.headers.get_all(challenge),
+                        "OPTIONS",
+                        str(target),
+                        sent=request.headers.get_all(answer),
+                    )
+                except (AuthenticationFailedError, NoUsableChallengeError, ParseError) as exc:
+                    raise CallError(f"OPTIONS to {target}: {exc}") from exc
+                request = self._options_request(target, flow, cseq=2, call_id=request.call_id)
+                for header in auth:
+                    request.headers.add(header.name, header.value)
+                response = await self._call_host.transact(request)
+        if observe and 200 <= response.status_code < 300:
+            self.smime.observe_certificates(response, str(target))
+        return response
+
+    def _options_request(
+        self, target: SipURI, flow: Flow, *, cseq: int = 1, call_id: str | None = None
+    ) -> Request:
+        host, port = flow.local_address
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        headers = Headers()
+        via = Via(flow.transport, host, port, {"branch": new_branch(), "rport": None})
+        headers.add("Via", str(via))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", str(NameAddr(self.account.aor_uri, params={"tag": new_tag()})))
+        headers.add("To", str(NameAddr(target)))
+        headers.add("Call-ID", call_id or new_call_id())
+        headers.add("CSeq", f"{cseq} OPTIONS")
+        headers.add("Accept", "application/sdp, application/pkcs7-mime")
+        request = Request("OPTIONS", target, headers)
+        if self.smime.enabled:
+            with contextlib.suppress(CallError):
+                self.smime.attach_certs(request)
+        return request
+
+    def _options_certificates(self, request: Request, response: Response) -> None:
+        """§23.2: certificates in an OPTIONS are recorded; our own goes in the 200 when
+        S/MIME is on."""
+        if request.body:
+            self.smime.observe_certificates(request)
+        if self.smime.enabled:
+            with contextlib.suppress(CallError):
+                self.smime.attach_certs(response)
+
+    def mark_verified(self, call_or_aor: Call | str, means: str = "safety-number") -> str:
+        """The GUI's "We compared it" (UX.md "Safety number"): the peer's current certificate
+        becomes verified in the trust ledger and pinned (so sipsec, S/MIME and DTLS alike
+        treat it as verified), and a :class:`PeerIdentity` with ``identity_state="verified"``
+        is emitted. Returns the contact's AOR. ``CallError`` when the contact has no
+        certificate in the ledger or the ledger cannot be written."""
+        known = self._peer_identities.get(call_or_aor) if isinstance(call_or_aor, Call) else None
+        if known is not None:
+            aor = known.peer_aor
+        else:
+            aor = call_or_aor.peer if isinstance(call_or_aor, Call) else call_or_aor
+        try:
+            contact = self.ledger.mark_verified(aor, means)
+        except (LedgerError, OSError, PinStoreError) as exc:
+            raise CallError(f"could not mark {aor} verified: {exc}") from exc
+        assert contact.current is not None
+        if known is not None:
+            event = replace(known, identity_state="verified", ledger_state="verified")
+            if isinstance(call_or_aor, Call):
+                self._peer_identities[call_or_aor] = event
+        else:
+            call_id = call_or_aor.call_id if isinstance(call_or_aor, Call) else ""
+            event = PeerIdentity(
+                call_id=call_id,
+                tunnel_id="",
+                peer_aor=contact.aor,
+                fingerprint=fingerprint_hex(contact.current),
+                identity_state="verified",
+                ledger_state="verified",
+            )
+        self._emit(event)
+        return contact.aor
 
     def _sipsec_identity(self) -> IdentityMaterial:
         """The user's identity certificate and key (loaded once from the identity store)."""
@@ -870,8 +994,32 @@ class UserAgent:
         call = Call(self._call_host, CallDirection.INCOMING, peer, media_timeout=self.media_timeout)
         self.calls.append(call)
         self._call_flow[call] = flow
+        content_type = (request.headers.get("Content-Type") or "application/sdp").lower()
+        try:
+            smime = self.smime.for_call(
+                peer, incoming_body=not content_type.startswith("application/sdp")
+            )
+        except CallError as exc:
+            call.start_refused(request, tx, 493, exc.reason)
+            return
+        if smime is not None:
+            task = asyncio.ensure_future(self._incoming_protected(call, request, tx, flow, smime))
+            self._call_tasks.add(task)
+            task.add_done_callback(self._call_tasks.discard)
+            return
         if not call.start_incoming(request, tx, flow.transport, flow.local_address):
             return
+        self._ring(call)
+
+    async def _incoming_protected(
+        self, call: Call, request: Request, tx: ServerTransaction, flow: Flow, smime: CallSmime
+    ) -> None:
+        transport, local = flow.transport, flow.local_address
+        if await call.start_incoming_protected(request, tx, transport, local, smime):
+            self._ring(call)
+
+    def _ring(self, call: Call) -> None:
+        """A new incoming call rings: the hook, then auto-answer."""
         if self.on_incoming_call is not None:
             try:
                 self.on_incoming_call(call)
@@ -924,6 +1072,16 @@ class _CallHost:
     @property
     def srtp_policy(self) -> SrtpPolicy:
         return self._ua.account.srtp
+
+    @property
+    def media_keying(self) -> str:
+        """The account's ``keying`` ("sdes" or "dtls-srtp"): how our offers key SRTP."""
+        return str(self._ua.account.keying)
+
+    @property
+    def smime(self) -> SmimeSupport:
+        """RFC 3261 §23 bodies for the calls on the registration flow."""
+        return self._ua.smime
 
     def call_digest(self) -> DigestClient:
         return self._ua._call_digest_client()
@@ -987,7 +1145,7 @@ class _CallHost:
             return
         ua._run(actions, flow)
 
-    def emit(self, event: CallState | MediaStarted) -> None:
+    def emit(self, event: Event) -> None:
         self._ua._emit(event)
 
     def forget(self, call: Call) -> None:

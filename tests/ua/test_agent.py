@@ -270,3 +270,23 @@ def test_help_describes_the_call_options(capsys: pytest.CaptureFixture[str]) -> 
         assert option in out
     assert "default: silence" in out
     assert "call-ended" in out
+
+
+def test_dtmf_hold_and_keying_usage_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = write_account(tmp_path, 5061, None)
+    base = ["--account", str(account)]
+    assert main([*base, "--dtmf", "12x"]) == EXIT_USAGE
+    assert main([*base, "--dtmf", ""]) == EXIT_USAGE
+    assert main([*base, "--dtmf-after", "-1"]) == EXIT_USAGE
+    assert main([*base, "--resume-after", "2"]) == EXIT_USAGE
+    assert main([*base, "--hold-after", "later"]) == EXIT_USAGE
+    assert main([*base, "--keying", "zrtp"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "DTMF digits are 0-9 * # A-D, not '12x'" in err
+    assert "--resume-after needs --hold-after" in err
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for option in ("--dtmf", "--dtmf-after", "--hold-after", "--resume-after", "--keying"):
+        assert option in out

@@ -23,6 +23,7 @@ from softphone.ua.events import (
     PeerIdentity,
     Registered,
     RegistrationFailed,
+    SmimeStatus,
     TrustProblem,
     TrustRequired,
     TunnelState,
@@ -71,6 +72,7 @@ def sample_events() -> list[Event]:
         CallHeld("c1", "peer", True),
         DtmfReceived("c1", "#"),
         MediaDowngraded("c1", "the other side turned off encryption (re-INVITE without SRTP)"),
+        SmimeStatus("c1", "sent", "signed", "no certificate of sip:bob@example.com is known"),
     ]
 
 
@@ -121,6 +123,7 @@ def test_every_event_has_its_name_first_and_one_line() -> None:
             "call_held",
             "dtmf_received",
             "media_downgraded",
+            "smime_status",
         }
     )
 

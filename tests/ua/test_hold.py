@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import pytest
 
-import softphone.ua.call as call_module
+import softphone.ua.reinvite as reinvite_module
 from softphone.media.rtp_session import ReservedPorts, reserve_ports
 from softphone.sdp.codecs import Codec
 from softphone.sdp.direction import Direction
@@ -344,7 +344,7 @@ async def test_unacceptable_reoffer_gets_488_and_the_call_goes_on(peer: Peer) ->
 
 
 async def test_glare_491_both_ways_and_retry(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(call_module, "glare_delay", lambda owner: 0.01)
+    monkeypatch.setattr(reinvite_module, "glare_delay", lambda owner: 0.01)
     host = FakeHost()
     call = await established(host, peer)
     hold = asyncio.ensure_future(call.hold())

@@ -19,7 +19,7 @@ import pytest
 from softphone.identity_store import IDENTITY_SERVICE, IdentityStore
 from softphone.security.identity import new_identity
 from softphone.security.trust import TrustDecision
-from softphone.ua.call import CallPhase
+from softphone.ua.call import CallError, CallPhase
 from softphone.ua.events import PeerIdentity
 from tests.keyrings import InMemoryKeyring
 from tests.ua.sipsec_proxy import PROXY_DOMAIN, SipsecProxy
@@ -57,7 +57,7 @@ async def sipsec_agent(
     )
     processes: list[asyncio.subprocess.Process] = []
 
-    async def run(*args: str) -> Agent:
+    async def run(*args: str, stdin: int = asyncio.subprocess.DEVNULL) -> Agent:
         env = dict(
             os.environ,
             PYTHONPATH=str(ROOT),
@@ -77,7 +77,7 @@ async def sipsec_agent(
             "--pin-store",
             str(tmp_path / "agent-pins.json"),
             *args,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
@@ -131,3 +131,59 @@ async def test_agent_explains_a_proxy_without_sipsec_and_exits_1(
     assert await agent.finish() == 1
     failed = [d for d in agent.lines if d["event"] == "tunnel_state"][-1]
     assert failed["state"] == "failed"
+
+
+async def test_agent_sipsec_policy_ask_without_a_terminal_declines_and_says_why(
+    party: Callable[..., Any], proxy: SipsecProxy, lab: Lab, sipsec_agent: Any
+) -> None:
+    agent = await sipsec_agent("--sipsec-policy", "ask", "--auto-answer")
+    await agent.next_event("registered")
+    bob = await party("bob@biloxi.test", lab.bob, TrustDecision.ACCEPT_ONCE)
+    with pytest.raises(CallError) as refused:
+        await bob.ua.call("sipsec:alice@atlanta.test")
+    assert "603" in refused.value.reason or "declined" in refused.value.reason
+    failed = await agent.next_event("tunnel_state")
+    while failed["state"] != "failed":
+        failed = await agent.next_event("tunnel_state")
+    assert failed["reason"] == "declined an end-to-end call (by us)"
+    agent.process.terminate()  # the agent this test started, by its own handle
+    assert await agent.finish() == 0
+    assert agent.process.stderr is not None
+    stderr = (await agent.process.stderr.read()).decode()
+    assert "needs a terminal to ask on" in stderr
+
+
+async def test_agent_sipsec_policy_ask_on_a_terminal_asks_and_yes_takes_the_call(
+    party: Callable[..., Any], proxy: SipsecProxy, lab: Lab, sipsec_agent: Any
+) -> None:
+    controller, terminal = os.openpty()  # the agent's stdin is a terminal: it may ask
+    try:
+        agent = await sipsec_agent(
+            "--sipsec-policy",
+            "ask",
+            "--auto-answer",
+            "--on-untrusted",
+            "accept-once",
+            "--exit-after",
+            "call-ended",
+            stdin=terminal,
+        )
+        await agent.next_event("registered")
+        bob = await party("bob@biloxi.test", lab.bob, TrustDecision.ACCEPT_ONCE)
+        calling = asyncio.ensure_future(bob.ua.call("sipsec:alice@atlanta.test"))
+        connecting = await agent.next_event("tunnel_state")
+        assert connecting["state"] == "connecting"
+        os.write(controller, b"y\n")  # the person answers the question on the terminal
+        call = await asyncio.wait_for(calling, WAIT)
+        await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+        identity = await agent.next_event("peer_identity")
+        assert identity["peer_aor"] == "sip:bob@biloxi.test"
+        assert identity["ledger_state"] == "claimed" and identity["fingerprint"]
+        await call.hangup()
+        assert await agent.finish() == 0
+        assert agent.process.stderr is not None
+        stderr = (await agent.process.stderr.read()).decode()
+        assert "An end-to-end (sipsec) call is coming in" in stderr
+    finally:
+        os.close(controller)
+        os.close(terminal)

@@ -1,0 +1,167 @@
+"""The trust ledger as the user agent keeps it: read, observe, verify, save (issue 6).
+
+:class:`LedgerKeeper` is the one place where calls touch the ledger file
+(:mod:`softphone.contacts`, ``contacts.json``) and the pin store beside it (``pins.json``).
+Both are re-read before each use (another window, ``softphone contacts verify``, may have
+written them) and written atomically after each change.
+
+What the calls do with it:
+
+* before a sipsec peer's certificate is judged (draft-gurbani-sip-sipsec-01 §6.4/§6.5),
+  :meth:`LedgerKeeper.pin_verified` makes a contact verified in the ledger also *pinned*
+  (:func:`~softphone.security.ledger.sync_pins`), so the
+  :class:`~softphone.ua.trustgate.TrustGate` sees a different certificate as "changed" and asks
+  loudly before the INVITE goes anywhere;
+* after it was accepted, :meth:`LedgerKeeper.observe` records it (``Seen.SIPSEC``); so does an
+  S/MIME signer or a certs-only body (RFC 3261 §23.2, ``Seen.SMIME``);
+* "We compared it" is :meth:`LedgerKeeper.mark_verified`: the ledger and the pins at once.
+
+A ledger that cannot be read is never replaced in silence (:mod:`softphone.contacts` moves a
+corrupt file aside and says so); here it means no ledger for this call, logged, and the pins
+still guard sipsec peers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+
+from softphone.contacts import load_ledger, save_ledger
+from softphone.security.ledger import (
+    Contact,
+    ContactState,
+    LedgerError,
+    Means,
+    Observation,
+    ObservationKind,
+    Seen,
+    TrustLedger,
+    sync_pins,
+)
+from softphone.security.pins import PinStoreError
+from softphone.storage import load_pin_store, save_pin_store
+
+__all__ = ["LEDGER_STATES", "LedgerKeeper", "identity_state_of"]
+
+log = logging.getLogger(__name__)
+
+#: ContactState → the words of PeerIdentity.identity_state (UX.md "Who is on the other end").
+LEDGER_STATES = {
+    ContactState.CLAIMED: "claimed",
+    ContactState.CERTIFICATE: "certificate",
+    ContactState.SEEN_BEFORE: "seen-before",
+    ContactState.VERIFIED: "verified",
+    ContactState.CHANGED: "changed",
+}
+
+
+def identity_state_of(state: ContactState) -> str:
+    return LEDGER_STATES[state]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class LedgerKeeper:
+    """The ledger at ``ledger_path`` and the pin store at ``pin_store_path``."""
+
+    def __init__(
+        self,
+        ledger_path: Path,
+        pin_store_path: Path,
+        *,
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self.ledger_path = Path(ledger_path)
+        self.pin_store_path = Path(pin_store_path)
+        self._clock = clock
+
+    def load(self) -> TrustLedger:
+        """The ledger as it is on disk now; ``LedgerError`` when it cannot be read."""
+        return load_ledger(self.ledger_path, now=self._clock())
+
+    def _load_quiet(self) -> TrustLedger | None:
+        try:
+            return self.load()
+        except (OSError, LedgerError) as exc:
+            log.warning("the trust ledger is not usable: %s", exc)
+            return None
+
+    def _save(self, ledger: TrustLedger) -> None:
+        try:
+            save_ledger(self.ledger_path, ledger)
+        except OSError as exc:
+            log.warning("could not save the trust ledger: %s", exc)
+
+    def state(self, aor: str) -> ContactState:
+        """The contact's state (``claimed`` when unknown or the ledger is unreadable)."""
+        ledger = self._load_quiet()
+        return ContactState.CLAIMED if ledger is None else ledger.state(aor)
+
+    def current_certificate(self, aor: str) -> x509.Certificate | None:
+        """The certificate ``aor`` presented last (S/MIME encrypts to it, RFC 3261 §23.3)."""
+        ledger = self._load_quiet()
+        contact = None if ledger is None else ledger.get(aor)
+        record = None if contact is None else contact.current_record
+        return None if record is None else record.certificate
+
+    def pin_verified(self, aor: str) -> None:
+        """Make the pins follow the ledger for ``aor`` (``sync_pins``): a verified contact's
+        certificate becomes its one pin, so any other is "changed" for the TrustGate."""
+        ledger = self._load_quiet()
+        if ledger is None:
+            return
+        try:
+            pins = load_pin_store(self.pin_store_path)
+            if sync_pins(ledger, aor, pins, self._clock()):
+                save_pin_store(self.pin_store_path, pins)
+        except (OSError, PinStoreError) as exc:
+            log.warning("could not bring the pins in line with the ledger: %s", exc)
+
+    def observe(
+        self, aor: str, cert: x509.Certificate, via: Seen, *, accepted_change: bool = False
+    ) -> Observation | None:
+        """Record that ``aor`` presented ``cert`` (saved at once). ``accepted_change``: a
+        person already answered the loud "changed" question for this very certificate (the
+        TrustGate's dialog), so a change it reveals is answered too. None when the ledger is
+        unreadable."""
+        ledger = self._load_quiet()
+        if ledger is None:
+            return None
+        now = self._clock()
+        observation = ledger.observe(aor, cert, via, now)
+        if accepted_change and observation.kind is ObservationKind.CHANGED:
+            ledger.accept_change(aor, observation.fingerprint, now)
+            observation = Observation(
+                observation.aor,
+                observation.kind,
+                observation.fingerprint,
+                ledger.state(aor),
+                previous=observation.previous,
+                was_verified=observation.was_verified,
+                must_block=False,
+            )
+        self._save(ledger)
+        if observation.kind is ObservationKind.CHANGED:
+            self.pin_verified(aor)  # a verification lost with the change leaves the pins
+        return observation
+
+    def mark_verified(self, aor: str, means: Means | str = Means.SAFETY_NUMBER) -> Contact:
+        """ "We compared it" (UX.md "Safety number"): the contact's current certificate is
+        verified by ``means`` in the ledger and pinned (``VERIFIED_SAFETY_NUMBER``). Raises
+        ``LedgerError`` (unknown contact, unreadable ledger) or ``OSError`` (not saved)."""
+        ledger = self.load()
+        contact = ledger.contact(aor)
+        if contact.current is None:
+            raise LedgerError(f"no certificate of {contact.aor} is known yet")
+        contact = ledger.mark_verified(aor, contact.current, means, self._clock())
+        save_ledger(self.ledger_path, ledger)
+        pins = load_pin_store(self.pin_store_path)
+        if sync_pins(ledger, aor, pins, self._clock()):
+            save_pin_store(self.pin_store_path, pins)
+        return contact
