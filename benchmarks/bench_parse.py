@@ -9,7 +9,9 @@ its typed value:
   lazily; ``getBody()`` forces it) + the Request-URI fields;
 - sipmessage: ``Message.parse`` + the matching typed properties.
 
-Prints microseconds per parse and the ratios; never asserts a time.
+Prints microseconds per parse and the ratios; never asserts a time. CPU time on a shared
+machine is noisy: ``benchmarks/bench_parse_instructions.py`` counts the instructions of the same
+full parses under callgrind, which repeat exactly.
 """
 
 from __future__ import annotations

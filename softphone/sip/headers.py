@@ -18,6 +18,7 @@ from typing import Any
 from .errors import LocalProtocolError, ParseError
 from .grammar import Params, format_params, is_token, parse_params, quote, scan_quoted
 from .uri import (
+    _COMMON_PORTS,
     _HOST_PATTERN,
     _SIP_FAST_PATTERN,
     URI,
@@ -66,8 +67,34 @@ _VIA_FAST_RE = re.compile(
     r"SIP/2\.0/(" + _TCHAR + r"++) (" + _HOST_PATTERN + r")(?::([0-9]{1,5}+))?"
     r"((?:;" + _TCHAR + r"++(?:=" + _GEN_VALUE + r")?)*+)"
 )
-_IPV4_RE = re.compile(
+_IPV4_PATTERN = (
     r"(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+)
+_IPV4_RE = re.compile(_IPV4_PATTERN)
+# The same language as _IPV4_PATTERN (tests/sip/test_headers.py compares them), written as
+# digit runs guarded by a lookahead that refuses the octets above 255 and the three-digit
+# ones starting with 0: the regex engine runs it several times faster than the alternations.
+_OCTET_FAST = r"(?![03-9][0-9][0-9]|2[6-9][0-9]|25[6-9])[0-9]{1,3}+"
+_IPV4_FAST_PATTERN = rf"{_OCTET_FAST}\.{_OCTET_FAST}\.{_OCTET_FAST}\.{_OCTET_FAST}"
+# The most common via-parm of all, "SIP/2.0/TCP host:port;branch=z9hG4bK...[;received=IPv4]
+# [;rport[=port]]", with the parameters in that order and lower case: every rule of the careful
+# path is checked by the regex (host, branch token, received an IPv4 address as
+# _check_via_params wants it, rport digits) except the two port ranges, so the params dict is
+# built from the groups without splitting. Anything else takes _VIA_FAST_RE or the careful path.
+_VIA_COMMON_RE = re.compile(
+    r"SIP/2\.0/(UDP|TCP|TLS|SCTP|WSS?) (" + _HOST_PATTERN + r")(?::([0-9]{1,5}+))?"
+    r";branch=(" + _TCHAR + r"++)(?:;received=(" + _IPV4_FAST_PATTERN + r"))?"
+    r"(;rport(?:=[0-9]{1,5}+)?)?"
+)
+# The most common name-addr: ['"Quoted" '] <sip:user@host[:port][;uri-params]> [;tag=token]
+# (groups: display, scheme, user, host, port, ";uri-params", tag), all checked by the regex
+# except the port range. Other shapes take _NAME_ADDR_FAST_RE or the careful path.
+_NAME_ADDR_COMMON_RE = re.compile(
+    r'(?:"([^"\\\x00-\x1f\x7f]*+)" )?<(sips?):'
+    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,]++)@)?"
+    r"(" + _HOST_PATTERN + r")(?::([0-9]{1,5}+))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++)?)*+)>"
+    r"(?:;tag=(" + _TCHAR + r"++))?"
 )
 # sent-protocol LWS sent-by, with SWS around "/" and ":" (§25.1 SLASH, COLON).
 _VIA_RE = re.compile(
@@ -122,6 +149,31 @@ def parse_name_addr(value: str) -> NameAddr:
     header parameter (URI ``sip:a@b``, params ``{"tag": "x"}``); an addr-spec holding ``,`` or
     ``?`` must have been written inside ``<...>`` and raises ``ParseError``.
     """
+    m = _NAME_ADDR_COMMON_RE.fullmatch(value)
+    if m is not None:
+        quoted, scheme, user, host, port_text, uri_params, tag = m.groups()
+        if port_text is None and (not uri_params or uri_params.count(";") == 1):
+            # What _sip_from_fast gives for no port and at most one parameter, without the
+            # cost of calling it and the dataclass.
+            sip_uri = _new(SipURI)
+            sip_uri.scheme = scheme
+            sip_uri.user = user
+            sip_uri.password = None
+            sip_uri.host = host
+            sip_uri.port = None
+            if uri_params:
+                name, eq, param = uri_params[1:].partition("=")
+                sip_uri.params = {name if name.islower() else name.lower(): param if eq else None}
+            else:
+                sip_uri.params = {}
+            sip_uri.headers = {}
+        else:
+            sip_uri = _sip_from_fast(scheme, (user, None, host, port_text, uri_params))
+        name_addr = _new(NameAddr)
+        name_addr.uri = sip_uri
+        name_addr.display_name = quoted
+        name_addr.params = {"tag": tag} if tag is not None else {}
+        return name_addr
     m = _NAME_ADDR_FAST_RE.fullmatch(value)
     if m is None:
         return _parse_name_addr_careful(value)
@@ -266,6 +318,32 @@ def parse_via(value: str) -> Via:
     sent-by required. Checked parameters: ``branch`` needs a value, ``ttl`` is 0-255,
     ``received`` an IP address, ``rport`` empty or a port (RFC 3581), ``maddr`` a host.
     """
+    m = _VIA_COMMON_RE.fullmatch(value)
+    if m is not None:
+        transport, host, port_text, branch, received, rport_param = m.groups()
+        common: Params = {"branch": branch}
+        if received is not None:
+            common["received"] = received
+        if rport_param is not None:
+            rport = rport_param[7:] or None  # ";rport=5060" or the bare flag ";rport"
+            if rport is not None and len(rport) == 5 and int(rport) > 65535:
+                raise ParseError(f"bad Via rport {rport!r}")
+            common["rport"] = rport
+        port = None
+        if port_text is not None:
+            port = _COMMON_PORTS.get(port_text)
+            if port is None:
+                port = int(port_text)
+                if port > 65535:
+                    raise ParseError(f"bad Via port {port_text!r}")
+        # Via(transport, host, port, common, "SIP/2.0") without calling the dataclass.
+        via = _new(Via)
+        via.transport = transport
+        via.host = host
+        via.port = port
+        via.params = common
+        via.protocol = "SIP/2.0"
+        return via
     m = _VIA_FAST_RE.fullmatch(value)
     if m is None:
         return _parse_via_careful(value)
@@ -362,19 +440,37 @@ class CSeq:
 
 def parse_cseq(value: str) -> CSeq:
     """Parse a CSeq value; the method is kept as written (methods are case-sensitive)."""
-    m = _CSEQ_RE.fullmatch(value)
-    seq = _bounded_int(m.group(1), 2**31 - 1) if m is not None else None
-    if m is None or seq is None:
+    digits, _, method = value.partition(" ")
+    # "1 INVITE": up to nine ASCII digits, one SP and an upper-case ASCII method is a valid
+    # 1*DIGIT LWS Method (and below 2**31) without the regex; anything else is checked by it.
+    if not (
+        len(digits) < 10
+        and digits.isdigit()
+        and digits.isascii()
+        and method.isalpha()
+        and method.isupper()
+        and method.isascii()
+    ):
+        m = _CSEQ_RE.fullmatch(value)
+        if m is None:
+            raise ParseError(f"malformed CSeq {value[:40]!r}")
+        digits, method = m.groups()
+    # Nine digits are always below 2**31; longer ones (leading zeros allowed) are checked.
+    seq = int(digits) if len(digits) < 10 else _bounded_int(digits, 2**31 - 1)
+    if seq is None:
         raise ParseError(f"malformed CSeq {value[:40]!r}")
-    # Both fields were checked by the regex and _bounded_int: skip __post_init__'s checks.
+    # Both fields were checked above: skip __post_init__'s checks.
     cseq = _new(CSeq)
-    _set_attr(cseq, "seq", seq)
-    _set_attr(cseq, "method", m.group(2))
+    _set_cseq_seq(cseq, seq)
+    _set_cseq_method(cseq, method)
     return cseq
 
 
-_set_attr = object.__setattr__
 _new = object.__new__
+# The slot descriptors of the frozen CSeq: their __set__ fills a new instance at about half the
+# cost of object.__setattr__, which looks the name up first.
+_set_cseq_seq = CSeq.__dict__["seq"].__set__
+_set_cseq_method = CSeq.__dict__["method"].__set__
 
 
 def _bounded_int(digits: str, maximum: int) -> int | None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from dataclasses import dataclass
+from typing import TypeVar
 
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.grammar import split_header_values
@@ -147,6 +147,29 @@ def canonical_name(name: str) -> str:
 
 
 _NO_VALUES: list[str] = []  # returned by Headers._lookup for an absent name; never mutated
+_NO_MULTI: dict[str, list[str]] = {}  # Headers._multi before an index is built; never mutated
+# Header name as commonly written -> lookup key (the first half of _NAME_CACHE's values).
+_KEY_CACHE: dict[str, str] = {name: key_name[0] for name, key_name in _NAME_CACHE.items()}
+
+
+def _fields_from_lines(lines: list[str], first: int) -> list[tuple[str, str, str]]:
+    """(key, canonical name, value) of validated, unfolded field lines ``lines[first:]``.
+
+    Splits each line exactly as the parser did when it built the index (``parser``), so the
+    values are the same strings the index holds.
+    """
+    fields: list[tuple[str, str, str]] = []
+    append = fields.append
+    names = _NAME_CACHE
+    for position in range(first, len(lines)):
+        line = lines[position]
+        name, _, value = line.partition(": ")
+        key_name = names.get(name)
+        if key_name is None:
+            name, _, value = line.partition(":")
+            key_name = _key_and_name(name.rstrip(" \t"))
+        append((key_name[0], key_name[1], value.strip(" \t")))
+    return fields
 
 
 class Headers:
@@ -157,55 +180,90 @@ class Headers:
     unfolded, surrounding whitespace removed).
     """
 
-    __slots__ = ("_fields", "_index")
+    __slots__ = ("_field_list", "_first", "_index", "_lines", "_multi")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields: list[tuple[str, str, str]] = []  # (key, canonical name, value)
-        self._index: dict[str, list[str]] | None = None
+        # (key, canonical name, value) triples; None while they are still the parsed lines.
+        self._field_list: list[tuple[str, str, str]] | None = []
+        self._lines: list[str] = _NO_VALUES
+        self._first = 0
+        # The lookup index, built on first use and dropped (None) by any change: lookup key ->
+        # first value, and in _multi lookup key -> every value for the keys that repeat.
+        self._index: dict[str, str] | None = None
+        self._multi: dict[str, list[str]] = _NO_MULTI
         for name, value in items:
             self.add(name, value)
 
-    @classmethod
-    def _from_fields(
-        cls,
-        fields: list[tuple[str, str, str]],
-        index: dict[str, list[str]] | None = None,
-    ) -> Headers:
-        """Adopt already-validated (key, name, value) triples (used by the parser).
+    @property
+    def _fields(self) -> list[tuple[str, str, str]]:
+        """The (key, canonical name, value) triples, made from the parsed lines on first use."""
+        fields = self._field_list
+        if fields is None:
+            fields = self._field_list = _fields_from_lines(self._lines, self._first)
+            self._lines = _NO_VALUES
+        return fields
 
-        ``index``, if given, must be what ``_lookup_index`` would build from ``fields``.
-        """
+    @_fields.setter
+    def _fields(self, fields: list[tuple[str, str, str]]) -> None:
+        self._field_list = fields
+        self._lines = _NO_VALUES
+
+    @classmethod
+    def _from_fields(cls, fields: list[tuple[str, str, str]]) -> Headers:
+        """Adopt already-validated (key, name, value) triples."""
         headers = cls.__new__(cls)
-        headers._fields = fields
-        headers._index = index
+        headers._field_list = fields
+        headers._lines = _NO_VALUES
+        headers._first = 0
+        headers._index = None
+        headers._multi = _NO_MULTI
         return headers
 
-    def _lookup_index(self) -> dict[str, list[str]]:
-        """lower-case long name -> raw values, built on first use, dropped by any change."""
+    def _lookup_index(self) -> dict[str, str]:
+        """Lookup key (lower-case long name) -> first raw value; also (re)builds ``_multi``."""
         index = self._index
         if index is None:
             index = {}
+            multi: dict[str, list[str]] = {}
             for key, _, value in self._fields:
-                values = index.get(key)
-                if values is None:
-                    index[key] = [value]
+                if key in index:
+                    values = multi.get(key)
+                    if values is None:
+                        multi[key] = [index[key], value]
+                    else:
+                        values.append(value)
                 else:
-                    values.append(value)
+                    index[key] = value
+            self._multi = multi
             self._index = index
         return index
 
-    def _lookup(self, name: str) -> list[str]:
-        known = _NAME_CACHE.get(name)
-        key = known[0] if known is not None else _key_and_name(name)[0]
+    def _values(self, key: str) -> list[str]:
+        """Every raw value under the lookup ``key``, in order. The caller must not change it."""
         index = self._index
         if index is None:
             index = self._lookup_index()
-        return index.get(key, _NO_VALUES)
+        value = index.get(key)
+        if value is None:
+            return _NO_VALUES
+        values = self._multi.get(key)
+        return [value] if values is None else values
+
+    def _lookup(self, name: str) -> list[str]:
+        key = _KEY_CACHE.get(name)
+        if key is None:
+            key = _key_and_name(name)[0]
+        return self._values(key)
 
     def get(self, name: str) -> str | None:
         """The raw value of the first field line called ``name``, or None."""
-        values = self._lookup(name)
-        return values[0] if values else None
+        key = _KEY_CACHE.get(name)
+        if key is None:
+            key = _key_and_name(name)[0]
+        index = self._index
+        if index is None:
+            index = self._lookup_index()
+        return index.get(key)
 
     def get_lines(self, name: str) -> list[str]:
         """The raw values of every field line called ``name``, not split at commas."""
@@ -217,19 +275,34 @@ class Headers:
         Splitting follows RFC 3261 §7.3.1 for the headers in ``LIST_HEADERS`` (commas inside
         quoted strings and ``<...>`` do not split); other headers give one value per field line.
         """
-        known = _NAME_CACHE.get(name)
-        key = known[0] if known is not None else _key_and_name(name)[0]
+        key = _KEY_CACHE.get(name)
+        if key is None:
+            key = _key_and_name(name)[0]
         index = self._index
         if index is None:
             index = self._lookup_index()
-        values = index.get(key)
-        if values is None:
+        value = index.get(key)
+        if value is None:
             return []
+        values = self._multi.get(key)
+        if values is None:
+            if "," not in value or key not in LIST_HEADERS:
+                return [value]
+            if (
+                '"' not in value
+                and "<" not in value
+                and "\t" not in value
+                and " ," not in value
+                and ",  " not in value
+            ):
+                # Stored values have no SP/HTAB around them; if every comma is followed by
+                # exactly one SP and none by another, ", " splits exactly as the general rule.
+                items = value.split(", ")
+                if len(items) == value.count(",") + 1 and items[0]:
+                    return items
+            return split_header_values(value)
         if key not in LIST_HEADERS:
             return values.copy()
-        if len(values) == 1:
-            value = values[0]
-            return split_header_values(value) if "," in value else [value]
         result: list[str] = []
         for value in values:
             if "," in value:
@@ -346,6 +419,14 @@ class Headers:
         return "".join(f"{name}: {value}\r\n" for _, name, value in self._fields)
 
 
+# Content-Type values as nearly every message writes them: already lower-case type/subtype.
+_COMMON_MEDIA_TYPES = frozenset(
+    _words(
+        "application/sdp application/pidf+xml application/dtmf-relay application/simple-message-"
+        "summary application/sipfrag message/sipfrag text/plain multipart/mixed multipart/signed "
+        "multipart/alternative application/pkcs7-mime application/pkcs7-signature"
+    )
+)
 _MEDIA_TYPE_ONLY_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]++/[A-Za-z0-9\-.!%*_+`'~]++")
 _MEDIA_TYPE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)")
 
@@ -354,24 +435,22 @@ class _MessageBase:
     """Typed accessors shared by ``Request`` and ``Response`` (RFC 3261 §20).
 
     Each raises ``ParseError`` (400) naming the header when it is missing or malformed. The
-    parser validates the mandatory headers and leaves the objects it built in ``_handout``,
-    together with the identity of the header index they were parsed from: the first access
-    takes that object (saving a second parse) provided the headers have not changed since
-    (any change drops the index); later accesses parse again, so no two callers ever share a
-    mutable object.
+    parser validates the mandatory headers and leaves the objects it built in the
+    ``_handout_*`` attributes, together with the identity of the header index they were parsed
+    from: the first access takes that object (saving a second parse) provided the headers have
+    not changed since (any change drops the index); later accesses parse again, so no two
+    callers ever share a mutable object. (Class attributes, not dataclass fields: a message
+    made by its constructor has none.)
     """
 
     headers: Headers
     body: bytes
-    _handout: dict[str, object]
-    _handout_index: object
-
-    def _take(self, key: str) -> object | None:
-        """The object the parser left for ``key`` if the headers are unchanged, once; else None."""
-        handout = self._handout
-        if handout and self.headers._index is self._handout_index:
-            return handout.pop(key, None)
-        return None
+    _handout_index: object = None
+    _handout_cseq: CSeq | None = None
+    _handout_from: NameAddr | None = None
+    _handout_to: NameAddr | None = None
+    _handout_via: list[Via] | None = None
+    _handout_max_forwards: int | None = None
 
     def _required(self, name: str) -> str:
         value = self.headers.get(name)
@@ -379,44 +458,57 @@ class _MessageBase:
             raise ParseError(f"missing {name} header")
         return value
 
+    def _first(self, key: str) -> str | None:
+        """The first raw value under the lookup key ``key`` (a lower-case long name), or None."""
+        headers = self.headers
+        index = headers._index
+        if index is None:
+            index = headers._lookup_index()
+        return index.get(key)
+
     @property
     def call_id(self) -> str:
         """The Call-ID (RFC 3261 §20.8)."""
-        value = self._required("Call-ID")
+        index = self.headers._index
+        value = index.get("call-id") if index is not None else self._first("call-id")
         if not value:
-            raise ParseError("empty Call-ID header")
+            raise ParseError("missing Call-ID header" if value is None else "empty Call-ID header")
         return value
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq (RFC 3261 §20.16)."""
-        handed = self._take("cseq")
-        if handed is not None:
-            return cast(CSeq, handed)
+        handed = self._handout_cseq  # the parser's object, once (see the class docstring)
+        if handed is not None and self.headers._index is self._handout_index:
+            self._handout_cseq = None
+            return handed
         return _parse_as("CSeq", parse_cseq, self._required("CSeq"))
 
     @property
     def from_(self) -> NameAddr:
         """The From header (RFC 3261 §20.20)."""
-        handed = self._take("from")
-        if handed is not None:
-            return cast(NameAddr, handed)
+        handed = self._handout_from  # the parser's object, once (see the class docstring)
+        if handed is not None and self.headers._index is self._handout_index:
+            self._handout_from = None
+            return handed
         return _parse_as("From", parse_name_addr, self._required("From"))
 
     @property
     def to(self) -> NameAddr:
         """The To header (RFC 3261 §20.39)."""
-        handed = self._take("to")
-        if handed is not None:
-            return cast(NameAddr, handed)
+        handed = self._handout_to  # the parser's object, once (see the class docstring)
+        if handed is not None and self.headers._index is self._handout_index:
+            self._handout_to = None
+            return handed
         return _parse_as("To", parse_name_addr, self._required("To"))
 
     @property
     def vias(self) -> list[Via]:
         """Every Via value, top first (RFC 3261 §20.42); ParseError if there is none."""
-        handed = self._take("via")
-        if handed is not None:
-            return cast(list[Via], handed)
+        handed = self._handout_via  # the parser's object, once (see the class docstring)
+        if handed is not None and self.headers._index is self._handout_index:
+            self._handout_via = None
+            return handed
         lines = self.headers._lookup("Via")
         if not lines:
             raise ParseError("missing Via header")
@@ -434,7 +526,21 @@ class _MessageBase:
         ``Contact: *`` (the REGISTER wildcard, §10.2.2) also gives ``[]``: check
         ``contact_wildcard`` before reading "no Contact" as a query.
         """
-        values = self.headers.get_all("Contact")
+        headers = self.headers
+        index = headers._index
+        if index is None:
+            index = headers._lookup_index()
+        value = index.get("contact")
+        if value is None:
+            return []
+        if "contact" not in headers._multi and "," not in value and value != "*":
+            # One value: what get_all and _name_addrs give, without building the list twice.
+            try:
+                return [parse_name_addr(value)]
+            except ParseError as exc:
+                reason = f"malformed Contact header: {exc.reason}"
+                raise ParseError(reason, exc.status_code) from exc
+        values = headers.get_all("Contact")
         if "*" in values:
             if len(values) > 1:
                 raise ParseError("Contact: * mixed with other contacts")
@@ -459,9 +565,12 @@ class _MessageBase:
     @property
     def content_type(self) -> str | None:
         """Lower-case ``type/subtype`` of the body without parameters (RFC 3261 §20.15)."""
-        raw = self.headers.get("Content-Type")
+        index = self.headers._index
+        raw = index.get("content-type") if index is not None else self._first("content-type")
         if raw is None:
             return None
+        if raw in _COMMON_MEDIA_TYPES:
+            return raw
         if _MEDIA_TYPE_ONLY_RE.fullmatch(raw) is not None:
             return raw.lower()  # the common "type/subtype" without whitespace or parameters
         match = _MEDIA_TYPE_RE.match(raw)
@@ -472,10 +581,11 @@ class _MessageBase:
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, 0..255 (RFC 3261 §20.22), or None if absent."""
-        handed = self._take("max-forwards")
-        if handed is not None:
-            return cast(int, handed)
-        raw = self.headers.get("Max-Forwards")
+        handed = self._handout_max_forwards  # the parser's object, once (see the class docstring)
+        if handed is not None and self.headers._index is self._handout_index:
+            self._handout_max_forwards = None
+            return handed
+        raw = self._first("max-forwards")
         return None if raw is None else parse_max_forwards(raw)
 
     def _serialize(self, start_line: str) -> bytes:
@@ -527,8 +637,15 @@ def parse_via_lines(lines: Iterable[str]) -> list[Via]:
     return vias
 
 
+# "0".."255" -> the number: a fixed table, cheaper than int() on the hot path.
+_MAX_FORWARDS_VALUES = {str(hops): hops for hops in range(256)}
+
+
 def parse_max_forwards(raw: str) -> int:
     """Max-Forwards = 1*DIGIT in 0..255 (RFC 3261 §20.22)."""
+    value = _MAX_FORWARDS_VALUES.get(raw)
+    if value is not None:
+        return value
     significant = raw.lstrip("0") or "0"  # "0068" is 68 (RFC 4475 wsinv)
     if not (raw.isascii() and raw.isdigit()) or len(significant) > 3 or int(significant) > 255:
         raise ParseError(f"malformed Max-Forwards header {raw[:20]!r}")
@@ -544,8 +661,6 @@ class Request(_MessageBase):
     headers: Headers
     body: bytes = b""
     version: str = "SIP/2.0"
-    _handout: dict[str, object] = field(default_factory=dict, init=False, repr=False)
-    _handout_index: object = field(default=None, init=False, repr=False)
 
     def __bytes__(self) -> bytes:
         """Request-Line, headers in order, Content-Length from the body, CRLF, body (§7)."""
@@ -565,8 +680,6 @@ class Response(_MessageBase):
     headers: Headers
     body: bytes = b""
     version: str = "SIP/2.0"
-    _handout: dict[str, object] = field(default_factory=dict, init=False, repr=False)
-    _handout_index: object = field(default=None, init=False, repr=False)
 
     def __bytes__(self) -> bytes:
         """Status-Line, headers in order, Content-Length from the body, CRLF, body (§7)."""

@@ -29,23 +29,27 @@ from __future__ import annotations
 import re
 
 from softphone.sip.errors import ParseError
-from softphone.sip.headers import parse_cseq, parse_name_addr
+from softphone.sip.grammar import split_header_values
+from softphone.sip.headers import Via, parse_cseq, parse_name_addr, parse_via
 from softphone.sip.message import (
-    _NAME_CACHE,
+    _KEY_CACHE,
     Headers,
     Request,
     Response,
     _key_and_name,
     parse_max_forwards,
-    parse_via_lines,
 )
 from softphone.sip.uri import _SIP_FAST_PATTERN, SipURI, _sip_from_fast, parse_uri
 
 __all__ = ["parse_headers", "parse_message"]
 
 _HEAD_END_RE = re.compile(rb"\n\r?\n")
-# The control characters plus CR and LF (everything below SP but HTAB, and DEL).
-_CONTROL_CRLF = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
+# A translate() table that changes exactly the control characters other than HTAB, CR and LF
+# (and DEL): bytes.translate returns its input object itself when no byte changed.
+_MARK_CONTROLS = bytes(
+    (byte + 1) % 256 if (byte < 0x20 and byte not in (0x09, 0x0A, 0x0D)) or byte == 0x7F else byte
+    for byte in range(256)
+)
 # Control characters other than HTAB are not allowed in the header section (TEXT-UTF8, §25.1)
 # except as the second half of a quoted-pair (RFC 4475 intmeth: "\<NUL>" in a display name).
 # Deleting them and comparing lengths is several times faster than a regex search.
@@ -57,9 +61,10 @@ _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
 _REQUEST_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[!#-;=?-~]+")
 # callid = word [ "@" word ] (§25.1)
 _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
-_CALL_ID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
+_CALL_ID_RE = re.compile(f"{_WORD}+(?:@{_WORD}+)?+")
 _MAX_LENGTH_DIGITS = 12
 _new = object.__new__
+_S_OR_S = ("S", "s")  # a Status-Line starts with SIP/ in any case (§7.1)
 # The common shape of a Request-Line: token SP sip:/sips: URI (uri._SIP_FAST_PATTERN) SP SIP/2.0.
 _REQUEST_LINE_FAST_RE = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]++) (sips?):" + _SIP_FAST_PATTERN + " SIP/2\\.0"
@@ -75,7 +80,45 @@ def parse_message(data: bytes, *, max_size: int = 65536 * 4) -> Request | Respon
     other typed headers are parsed when their accessor is used.
     """
     try:
-        return _parse(bytes(data), max_size)
+        if type(data) is not bytes:
+            data = bytes(data)
+        if len(data) > max_size:
+            raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", 413)
+        if data[:1] in (b"\r", b"\n"):
+            data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
+        # The common case: the header section ends at the first CRLFCRLF and holds no control
+        # character and no CR or LF outside CRLF pairs. translate() with a table that changes
+        # only the control characters other than HTAB, CR and LF returns its very input when
+        # there is none; a CR or LF left inside a line after the split is a lone one. Folded
+        # lines are recognised while the lines are read (_headers_from_lines); anything else,
+        # and invalid UTF-8 (whose verdict may depend on where the lenient rules end the head),
+        # goes the general way.
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        lines: list[str] | None = None
+        if sep:
+            try:
+                text = head.decode()  # UTF-8
+            except UnicodeDecodeError:
+                pass
+            else:
+                lines = text.split("\r\n")
+                if head.translate(_MARK_CONTROLS) is not head:
+                    lines = None
+                else:
+                    joined = "".join(lines)
+                    if "\r" in joined or "\n" in joined:
+                        lines = None
+        if lines is None:
+            lines, rest = _split_lenient(data)
+            headers = _headers_from_lines(lines, 1)
+        else:
+            # ASCII without control characters but HTAB: str.strip() strips SP and HTAB only.
+            headers = _headers_from_lines(lines, 1, text.isascii())
+        start_line = lines[0]
+        body = _body(headers, rest)
+        if start_line[:1] in _S_OR_S and start_line[:4].upper() == "SIP/":
+            return _response(start_line, headers, body)
+        return _request(start_line, headers, body)
     except ParseError:
         raise
     except (ValueError, IndexError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -83,39 +126,9 @@ def parse_message(data: bytes, *, max_size: int = 65536 * 4) -> Request | Respon
         raise ParseError(f"malformed message ({type(exc).__name__})") from exc
 
 
-def _parse(data: bytes, max_size: int) -> Request | Response:
-    if len(data) > max_size:
-        raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", 413)
-    if data[:1] in (b"\r", b"\n"):
-        data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
-    # The common case: the header section ends at the first CRLFCRLF and holds no control
-    # character and no CR or LF outside CRLF pairs. translate() deletes the control characters,
-    # CR and LF: exactly two per CRLF are gone only if there is nothing else. Folded lines are
-    # recognised while the lines are read (_headers_from_lines); anything else, and invalid
-    # UTF-8 (whose verdict may depend on where the lenient rules end the head), goes the
-    # general way.
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    lines: list[str] | None = None
-    if sep:
-        try:
-            lines = head.decode("utf-8").split("\r\n")
-        except UnicodeDecodeError:
-            pass
-        else:
-            if len(head) - len(head.translate(None, _CONTROL_CRLF)) != 2 * len(lines) - 2:
-                lines = None
-    if lines is None:
-        lines, rest = _split_lenient(data)
-    start_line = lines[0]
-    headers = _headers_from_lines(lines, 1)
-    body = _body(headers, rest)
-    if start_line[:4].upper() == "SIP/":
-        return _response(start_line, headers, body)
-    return _request(start_line, headers, body)
-
-
 def _split_lenient(data: bytes) -> tuple[list[str], bytes]:
-    """The general path of ``_parse``: bare LF line ends, control characters in quoted-pairs.
+    """The general path of ``parse_message``: bare LF line ends, control characters in
+    quoted-pairs.
 
     Returns the lines of the header section (start line first) and the rest of ``data``.
     """
@@ -148,45 +161,59 @@ def parse_headers(text: str) -> Headers:
     Used for the message header section and for MIME body parts (RFC 2046 §5.1).
     """
     if not text:
-        return Headers._from_fields([], {})
+        return Headers._from_fields([])
     return _headers_from_lines(text.split("\n"), 0)
 
 
-def _headers_from_lines(lines: list[str], first: int) -> Headers:
+def _headers_from_lines(lines: list[str], first: int, plain: bool = False) -> Headers:
     """``Headers`` (with its lookup index) from the field lines ``lines[first:]``.
 
-    A continuation line (SP or HTAB first) is never a known header name, so it is noticed in
-    the slow branch of the loop, which then starts again on the unfolded lines (§7.3.1).
+    ``plain`` says the lines are ASCII without control characters other than HTAB, so that
+    ``str.strip()`` (cheaper) strips exactly SP and HTAB.
+
+    Only the index is built here (lookup key -> first value, and for the keys that repeat,
+    lookup key -> every value); ``Headers`` makes its ordered (key, name, value) triples from
+    the same lines when it needs them. A continuation line (SP or HTAB first) is never a known
+    header name, so it is noticed in the slow branch of the loop, which then starts again on
+    the unfolded lines (§7.3.1).
     """
-    fields: list[tuple[str, str, str]] = []
-    index: dict[str, list[str]] = {}
     if len(lines) <= first:
-        return Headers._from_fields(fields, index)
+        return Headers._from_fields([])
     if lines[first][:1] in (" ", "\t"):
         raise ParseError("header section starts with a continuation line")
-    append = fields.append
-    names = _NAME_CACHE
+    index: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    keys = _KEY_CACHE
     for line in lines[first:] if first else lines:
         # "Name: value" is the usual spelling; a known name holds no ':', so when it is found
         # the first colon was the separator. strip() copies only if there is something to strip.
         name, colon, value = line.partition(": ")
-        key_name = names.get(name)
-        if key_name is None:
+        key = keys.get(name)
+        if key is None:
             if line[:1] in (" ", "\t"):
                 return _headers_from_lines(_unfold(lines[first:]), 0)
             name, colon, value = line.partition(":")
             if not colon:
                 raise ParseError(f"header line without a colon: {line[:40]!r}")
-            key_name = _key_and_name(name.rstrip(" \t"))
-        key = key_name[0]
-        value = value.strip(" \t")
-        append((key, key_name[1], value))
-        values = index.get(key)
-        if values is None:
-            index[key] = [value]
+            key = _key_and_name(name.rstrip(" \t"))[0]
+        value = value.strip() if plain else value.strip(" \t")
+        if key in index:
+            values = multi.get(key)
+            if values is None:
+                multi[key] = [index[key], value]
+            else:
+                values.append(value)
         else:
-            values.append(value)
-    return Headers._from_fields(fields, index)
+            index[key] = value
+    # Adopt the lines as they are: Headers makes its ordered (key, name, value) triples from
+    # them (_fields_from_lines, splitting each line as above) only when something needs them.
+    headers = _new(Headers)
+    headers._field_list = None
+    headers._lines = lines
+    headers._first = first
+    headers._index = index
+    headers._multi = multi
+    return headers
 
 
 def _unfold(lines: list[str]) -> list[str]:
@@ -208,18 +235,25 @@ def _unfold(lines: list[str]) -> list[str]:
 
 
 def _body(headers: Headers, rest: bytes) -> bytes:
-    """The body: Content-Length bytes of ``rest``, or all of it if there is no Content-Length."""
-    values = headers._lookup_index().get("content-length")
-    if not values:
+    """The body: Content-Length bytes of ``rest``, or all of it if there is no Content-Length.
+
+    ``headers`` has its index built (``_headers_from_lines``).
+    """
+    index = headers._index
+    if index is None:  # never: _headers_from_lines builds it
+        index = headers._lookup_index()
+    value = index.get("content-length")
+    if value is None:
         return rest  # a datagram without Content-Length: the rest is the body (§18.3)
-    value = values[0]
-    if len(values) > 1 and any(v != value for v in values):
+    values = headers._multi.get("content-length")
+    if values is not None and any(v != value for v in values):
         raise ParseError("conflicting Content-Length headers")
     if not (value.isascii() and value.isdigit()):
         raise ParseError(f"malformed Content-Length header {value[:20]!r}")
-    if len(value) > _MAX_LENGTH_DIGITS or int(value) > len(rest):
+    length = int(value) if len(value) <= _MAX_LENGTH_DIGITS else len(rest) + 1
+    if length > len(rest):
         raise ParseError(f"Content-Length {value[:20]} exceeds the {len(rest)} bytes of body")
-    return rest[: int(value)]
+    return rest[:length]
 
 
 def _check_version(version: str) -> str:
@@ -248,12 +282,28 @@ def _request(start_line: str, headers: Headers, body: bytes) -> Request:
     m = _REQUEST_LINE_FAST_RE.fullmatch(start_line)
     if m is not None:
         # The common shape, "METHOD sip:user@host;p=v SIP/2.0", checked by the regex.
-        method = m.group(1)
-        # Request(method, uri, headers, body) without the cost of calling the dataclass;
-        # _check_mandatory sets the two private fields.
+        method, scheme, user, password, host, port_text, uri_params = m.groups()
+        if port_text is None and password is None and uri_params.count(";") < 2:
+            # What _sip_from_fast gives for no port and at most one parameter (";transport=tcp",
+            # ";lr"), without the cost of calling it and the dataclass.
+            sip_uri = _new(SipURI)
+            sip_uri.scheme = scheme
+            sip_uri.user = user
+            sip_uri.password = None
+            sip_uri.host = host
+            sip_uri.port = None
+            if uri_params:
+                name, eq, value = uri_params[1:].partition("=")
+                sip_uri.params = {name if name.islower() else name.lower(): value if eq else None}
+            else:
+                sip_uri.params = {}
+            sip_uri.headers = {}
+        else:
+            sip_uri = _sip_from_fast(scheme, (user, password, host, port_text, uri_params))
+        # Request(method, uri, headers, body) without the cost of calling the dataclass.
         request = _new(Request)
         request.method = method
-        request.uri = _sip_from_fast(m.group(2), m.group(3, 4, 5, 6, 7))
+        request.uri = sip_uri
         request.headers = headers
         request.body = body
         request.version = "SIP/2.0"
@@ -280,30 +330,37 @@ def _request(start_line: str, headers: Headers, body: bytes) -> Request:
 
 def _check_mandatory(message: Request | Response, method: str | None) -> None:
     """Parse the headers every message must carry (§8.1.1); hand the results to the message."""
-    index = message.headers._lookup_index()  # already built by _headers_from_lines
-    call_ids = index.get("call-id")
-    cseqs = index.get("cseq")
-    froms = index.get("from")
-    tos = index.get("to")
+    headers = message.headers
+    index = headers._index
+    if index is None:  # never: _headers_from_lines builds it
+        index = headers._lookup_index()
+    multi = headers._multi  # the keys that appear more than once
+    call_id = index.get("call-id")
+    cseq_raw = index.get("cseq")
+    from_raw = index.get("from")
+    to_raw = index.get("to")
     if (
-        call_ids is None
-        or cseqs is None
-        or froms is None
-        or tos is None
-        or len(call_ids) + len(cseqs) + len(froms) + len(tos) != 4
+        call_id is None
+        or cseq_raw is None
+        or from_raw is None
+        or to_raw is None
+        or (
+            # Usually only Via repeats: then none of the four can.
+            (len(multi) > 1 or (multi and "via" not in multi))
+            and ("call-id" in multi or "cseq" in multi or "from" in multi or "to" in multi)
+        )
     ):
         # Some header is missing or repeated: _one raises for it, naming it.
-        call_id = _one(index, "call-id", "Call-ID")
-        cseq_raw = _one(index, "cseq", "CSeq")
-        from_raw = _one(index, "from", "From")
-        to_raw = _one(index, "to", "To")
-    else:
-        call_id, cseq_raw, from_raw, to_raw = call_ids[0], cseqs[0], froms[0], tos[0]
-    via_lines = index.get("via")
-    if not via_lines:
+        call_id = _one(headers, "call-id", "Call-ID")
+        cseq_raw = _one(headers, "cseq", "CSeq")
+        from_raw = _one(headers, "from", "From")
+        to_raw = _one(headers, "to", "To")
+    top_via = index.get("via")
+    if top_via is None:
         raise ParseError("missing Via header")
+    via_lines = multi.get("via")
     max_forwards = index.get("max-forwards")
-    if max_forwards is not None and len(max_forwards) > 1:
+    if max_forwards is not None and "max-forwards" in multi:
         raise ParseError("more than one Max-Forwards header")
     if _CALL_ID_RE.fullmatch(call_id) is None:
         raise ParseError(f"malformed Call-ID header {call_id[:60]!r}")
@@ -318,18 +375,29 @@ def _check_mandatory(message: Request | Response, method: str | None) -> None:
         raise ParseError(f"malformed {header} header: {exc.reason}", exc.status_code) from exc
     if method is not None and cseq.method != method:
         raise ParseError(f"CSeq method {cseq.method} does not match the {method} request")
-    vias = parse_via_lines(via_lines)
-    handout: dict[str, object] = {"cseq": cseq, "from": from_, "to": to, "via": vias}
+    vias: list[Via] = []
+    try:
+        # parse_via_lines(via_lines or [top_via]) without the cost of the call.
+        for line in via_lines or (top_via,):
+            if "," in line:
+                vias.extend(parse_via(value) for value in split_header_values(line))
+            else:
+                vias.append(parse_via(line))
+    except ParseError as exc:
+        raise ParseError(f"malformed Via header: {exc.reason}", exc.status_code) from exc
+    message._handout_cseq = cseq
+    message._handout_from = from_
+    message._handout_to = to
+    message._handout_via = vias
     if max_forwards is not None:
-        handout["max-forwards"] = parse_max_forwards(max_forwards[0])
-    message._handout = handout
+        message._handout_max_forwards = parse_max_forwards(max_forwards)
     message._handout_index = index
 
 
-def _one(index: dict[str, list[str]], key: str, name: str) -> str:
+def _one(headers: Headers, key: str, name: str) -> str:
     """The value of a header that must appear exactly once (§8.1.1)."""
-    values = index.get(key)
-    if values is None:
+    values = headers._values(key)
+    if not values:
         raise ParseError(f"missing {name} header")
     if len(values) > 1:
         raise ParseError(f"more than one {name} header")

@@ -71,10 +71,19 @@ _VISUAL_SEPARATORS = str.maketrans("", "", "-.()")
 # Every repetition is possessive or inside an atomic group whose backtracking gives back whole
 # labels only, so they run in linear time. The patterns are shared with headers.py and
 # parser.py, whose one-regex fast paths for Via, name-addr and the Request-Line embed them.
-_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
-_TOPLABEL = r"[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+"
+#
+# A label is alphanumerics and hyphens, neither first nor last ((?<!-) after the possessive run
+# is cheaper in the regex engine than a nested group per hyphen). The labels before the top
+# label are taken possessively; the hostname branch comes first because a hostname's top label
+# starts with a letter, so an IPv4 address is only tried when that fails, and a hostname ending
+# with a dot ("example.com.", which the possessive loop cannot give back) only after that.
+_LABEL = r"[A-Za-z0-9][A-Za-z0-9\-]*+(?<!-)"
+_TOPLABEL = r"[A-Za-z][A-Za-z0-9\-]*+(?<!-)"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
-_HOST_PATTERN = rf"(?>{_OCTET}(?:\.{_OCTET}){{3}}(?![A-Za-z0-9\-.])|(?:{_LABEL}\.)*{_TOPLABEL}\.?)"
+_HOST_PATTERN = (
+    rf"(?>(?:{_LABEL}\.)*+{_TOPLABEL}|{_OCTET}(?:\.{_OCTET}){{3}}(?![A-Za-z0-9\-.])"
+    rf"|(?:{_LABEL}\.)*{_TOPLABEL}\.)"
+)
 _HOST_FAST_RE = re.compile(_HOST_PATTERN)
 _PCHAR_FAST = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]"
 #: After "sip:": groups user, password, host, port, ";params" (no capturing group elsewhere).
@@ -84,6 +93,9 @@ _SIP_FAST_PATTERN = (
     rf"((?:;{_PCHAR_FAST}++(?:={_PCHAR_FAST}++)?)*+)"
 )
 _SIP_FAST_RE = re.compile(_SIP_FAST_PATTERN)
+# Port text -> number for the ports nearly every SIP message names (a fixed table: int() costs
+# several times a dict lookup on this path).
+_COMMON_PORTS = {str(port): port for port in (*range(5060, 5071), 5080, 5081, 443, 80, 8080)}
 
 # §19.1.4: these parameters must match when present in either URI, not only in both.
 _ALWAYS_COMPARED = ("user", "ttl", "method", "maddr", "transport")
@@ -417,11 +429,20 @@ def _sip_from_fast(scheme: str, groups: tuple[Any, ...]) -> SipURI:
     user, password, host, port_text, param_text = groups
     port = None
     if port_text is not None:
-        port = int(port_text)
-        if port > 65535:
-            raise ParseError(f"bad port {port_text!r}")
-    params: Params = {}
-    if param_text:
+        port = _COMMON_PORTS.get(port_text)
+        if port is None:
+            port = int(port_text)
+            if port > 65535:
+                raise ParseError(f"bad port {port_text!r}")
+    params: Params
+    if not param_text:
+        params = {}
+    elif ";" not in param_text[1:]:
+        # One parameter, the usual case (";transport=tcp", ";lr").
+        name, eq, value = param_text[1:].partition("=")
+        params = {name if name.islower() else name.lower(): value if eq else None}
+    else:
+        params = {}
         for part in param_text[1:].split(";"):
             name, eq, value = part.partition("=")
             if not name.islower():
