@@ -1,6 +1,7 @@
 """``softphone agent``: the headless phone. Registers an account, places or answers a call,
 and prints what happens.
 
+    softphone agent --list-devices
     softphone agent --account alice.toml [--on-untrusted reject|ask|accept-once]
                     [--exit-after registered|call-ended] [--pin-store PATH]
                     [--call URI | --auto-answer] [--play WAV] [--record WAV]
@@ -8,6 +9,7 @@ and prints what happens.
                     [--sipsec-policy accept|reject|ask] [--fallback-sips]
                     [--dtmf DIGITS [--dtmf-after SECONDS]] [--keying sdes|dtls-srtp]
                     [--hold-after SECONDS [--resume-after SECONDS]]
+                    [--input-device SPEC] [--output-device SPEC]
 
 Standard output carries one JSON object per line, each with ``"event"`` first (the events of
 :mod:`softphone.ua.events`): ``trust_required`` (the report: identity, every problem with its
@@ -27,6 +29,13 @@ Calls: ``--call URI`` places one call once registered; ``--auto-answer`` answers
 (one at a time: another call while one is up gets 486 Busy). ``--play WAV`` is what the
 other side hears, looped for the whole call (default: silence); ``--record WAV`` records what
 we hear (48 kHz mono 16-bit; every call of the run, one after the other).
+Sound card (PortAudio, :mod:`softphone.ua.sound`): ``--input-device SPEC`` is the microphone
+and ``--output-device SPEC`` the speaker of every call (a device name or the part of one that
+matches a single device, an index, or ``default``); ``--play`` and ``--record`` win over them.
+``--list-devices`` prints one ``audio_device`` object per device (index, name, host API,
+channels, defaults) and exits 0 (1 when PortAudio is missing). A device that does not exist is
+a usage error (2, the message lists the devices there are); one that fails during a call ends
+that call with the reason.
 ``--hangup-after SECONDS`` hangs up that long after a call is established.
 ``--dtmf DIGITS`` sends them as RFC 4733 telephone-events ``--dtmf-after`` seconds (default 1)
 after the call is established; ``--hold-after SECONDS`` puts the other side on hold (RFC 3264
@@ -81,6 +90,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from softphone.media.devices import AudioDeviceError, list_devices
 from softphone.media.dtmf import DTMF_DIGITS
 from softphone.media.rtp_session import MediaSession, MediaStatistics
 from softphone.media.tone import FrameSource
@@ -100,6 +110,7 @@ from softphone.ua.call import Call, CallError, CallPhase
 from softphone.ua.events import CallState, Event, MediaStarted, RegistrationFailed
 from softphone.ua.registration import RegistrationError
 from softphone.ua.sipsec import IncomingTunnel, TunnelAnswerer
+from softphone.ua.sound import AudioDevices, check_devices
 from softphone.ua.trustgate import TrustPolicy
 from softphone.ua.useragent import UserAgent
 
@@ -130,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="softphone agent",
         description="Register a SIP account headlessly; one JSON event per line on stdout.",
     )
-    parser.add_argument("--account", required=True, type=Path, help="the account file (TOML)")
+    parser.add_argument("--account", type=Path, help="the account file (TOML); required")
     parser.add_argument(
         "--on-untrusted",
         choices=[p.value for p in TrustPolicy],
@@ -230,6 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"the trusted-certificates file (default: {default_pin_store_path()})",
     )
+    parser.add_argument(
+        "--list-devices",
+        action="store_true",
+        help="print the sound-card devices (one audio_device JSON object each) and exit",
+    )
+    parser.add_argument(
+        "--input-device",
+        metavar="SPEC",
+        help="the microphone for calls: a device name (or part of one), an index, or default "
+        "(--play wins over it)",
+    )
+    parser.add_argument(
+        "--output-device",
+        metavar="SPEC",
+        help="the speaker for calls: a device name (or part of one), an index, or default "
+        "(--record wins over it)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return parser
 
@@ -275,8 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    if args.list_devices:
+        return _list_devices(sys.stdout)
     problem = None
-    if args.call is not None and args.exit_after == "registered":
+    if args.account is None:
+        problem = "the following arguments are required: --account"
+    elif args.call is not None and args.exit_after == "registered":
         problem = "--call cannot be used with --exit-after registered"
     elif args.resume_after is not None and args.hold_after is None:
         problem = "--resume-after needs --hold-after"
@@ -305,11 +337,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, EOFError, wave.Error) as exc:
         print(f"softphone agent: cannot use the WAV file: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    devices = _audio_devices(args)
+    if devices is not None:
+        try:
+            check_devices(devices)
+        except AudioDeviceError as exc:
+            print(f"softphone agent: cannot use the sound card: {exc}", file=sys.stderr)
+            if recorder is not None:
+                recorder.close()
+            return EXIT_USAGE
     try:
-        return asyncio.run(_run(args, account, recorder))
+        return asyncio.run(_run(args, account, recorder, devices))
     finally:
         if recorder is not None:
             recorder.close()
+
+
+def _list_devices(out: TextIO) -> int:
+    """``--list-devices``: one ``audio_device`` object per line."""
+    try:
+        found = list_devices()
+    except AudioDeviceError as exc:
+        print(f"softphone agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for device in found:
+        line = {"event": "audio_device", **dataclasses.asdict(device)}
+        print(json.dumps(line), file=out, flush=True)
+    if not found:
+        print("softphone agent: no audio device found", file=sys.stderr)
+    return EXIT_OK
+
+
+def _audio_devices(args: argparse.Namespace) -> AudioDevices | None:
+    """The sound-card specs of the calls: ``--play``/``--record`` win over the devices."""
+    wanted = args.input_device if args.play is None else None
+    played = args.output_device if args.record is None else None
+    return None if wanted is None and played is None else (wanted, played)
 
 
 def _load(path: Path) -> Account:
@@ -484,7 +547,12 @@ class _Calls:
             task.cancel()
 
 
-async def _run(args: argparse.Namespace, account: Account, recorder: _Recorder | None) -> int:
+async def _run(
+    args: argparse.Namespace,
+    account: Account,
+    recorder: _Recorder | None,
+    devices: AudioDevices | None = None,
+) -> int:
     out = _Printer(sys.stdout)
     stop = asyncio.Event()
     fatal = asyncio.Event()
@@ -508,6 +576,7 @@ async def _run(args: argparse.Namespace, account: Account, recorder: _Recorder |
         auto_answer=args.auto_answer,
         sipsec_policy=args.sipsec_policy,
         tunnel_answerer=_tunnel_answerer(sys.stdin, sys.stderr),
+        audio_devices=devices,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

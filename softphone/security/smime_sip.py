@@ -19,8 +19,9 @@ judge the bodies received, and answer 493 Undecipherable. Sans-I/O: ``now`` is a
   S/MIME body it cannot decrypt ... SHOULD respond with 493 (Undecipherable)" and include its
   certificate in a certs-only body so the UAC can encrypt for it next time.
 
-Who the signer is: the signer certificate must name the From AOR (RFC 3261 §23.3: "the
-identity of the sender is the subjectAltName of the certificate"), and be *known*: the
+Who the signer is: the signer certificate must name the sender's AOR (RFC 3261 §23.3: "the
+identity of the sender is the subjectAltName of the certificate"): From for a request, To for
+a response (the UAS answers), and be *known*: the
 certificate the trust ledger holds for that AOR, a pinned one (``PinReason`` of any kind for
 ``Identity.aor``), or one that chains to a configured CA (the TLS extended key usages are not
 asked of an S/MIME certificate). Otherwise the verdict is UNKNOWN_SIGNER (first contact: the
@@ -83,7 +84,9 @@ class Verdict(StrEnum):
     BAD_SIGNATURE = "bad-signature"  # the content was altered, or the signature forged
     UNKNOWN_SIGNER = "unknown-signer"  # no certificate, or one nothing vouches for
     CHANGED_SIGNER = "changed-signer"  # the ledger/pins know another certificate for From
-    SIGNER_NOT_FROM = "signer-not-from"  # the signer's certificate names someone else
+    #: the signer's certificate names someone other than the sender (From of a request,
+    #: To of a response)
+    SIGNER_NOT_FROM = "signer-not-from"
     EXPIRED_SIGNER = "expired-signer"  # outside its validity at ``now``
     DECRYPTION_FAILED = "decryption-failed"  # not for us, altered, or no key
     HEADERS_MISMATCH = "headers-mismatch"  # §23.4 tunnelled copy differs from the message
@@ -255,7 +258,8 @@ def verify_message(
     """Open and judge the body of a received request or response (RFC 3261 §23.3, §23.4).
 
     ``required`` is the user's setting for this contact: a body with less protection is
-    NOT_PROTECTED. A signed body's signer must be named in From and be known (see the module
+    NOT_PROTECTED. A signed body's signer must be the sender (From of a request, To of a
+    response) and be known (see the module
     docstring); a tunnelled ``message/sip`` must match the outer headers (and its Date be
     within 10 minutes of ``now``). Nothing here changes the ledger: on UNKNOWN_SIGNER or
     CHANGED_SIGNER the UA asks the person, then calls :meth:`TrustLedger.observe`.
@@ -356,19 +360,23 @@ def _judge_signer(
     pins: PinStore | None,
     anchors: Sequence[x509.Certificate],
 ) -> BodyVerdict:
+    """The signer must be the sender and be known (RFC 3261 §23.3: "the identity of the sender
+    is the subjectAltName of the certificate"). The sender of a request is its From; the
+    sender of a response is the UAS, named in To (From still names the caller)."""
     signer = verdict.signer
     assert signer is not None
+    header, role = ("From", "sender") if isinstance(message, Request) else ("To", "answering")
     try:
-        from_uri = message.from_.uri
-        identity = Identity.aor(getattr(from_uri, "aor", str(from_uri)))
-    except (ParseError, InvalidIdentityError) as exc:
-        return _with(verdict, Verdict.SIGNER_NOT_FROM, f"the From header names nobody: {exc}")
+        sender_uri = message.from_.uri if isinstance(message, Request) else message.to.uri
+        identity = Identity.aor(getattr(sender_uri, "aor", str(sender_uri)))
+    except (ParseError, InvalidIdentityError, ValueError) as exc:
+        return _with(verdict, Verdict.SIGNER_NOT_FROM, f"the {header} header names nobody: {exc}")
     if not identity.matches(signer):
         names = ", ".join(identity.names_in(signer)) or "no SIP address"
         return _with(
             verdict,
             Verdict.SIGNER_NOT_FROM,
-            f"signed by a certificate for {names}, not for the sender {identity}",
+            f"signed by a certificate for {names}, not for the {role} {identity}",
         )
     fingerprint = fingerprint_sha256(signer)
     contact = ledger.get(str(identity)) if ledger is not None else None

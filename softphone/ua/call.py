@@ -89,6 +89,7 @@ from softphone.ua.callstate import (
 from softphone.ua.events import CallState, Event, MediaStarted
 from softphone.ua.reinvite import ReinviteMixin
 from softphone.ua.smime_call import SmimeCallMixin
+from softphone.ua.sound import CallSound, CallSoundMixin
 
 if TYPE_CHECKING:
     from softphone.sip.transaction import ServerTransaction
@@ -172,7 +173,7 @@ class _Media:
     dtls_certificate: DtlsCertificate | None = None
 
 
-class Call(ReinviteMixin, SmimeCallMixin):
+class Call(ReinviteMixin, SmimeCallMixin, CallSoundMixin):
     """One call (see the module docstring). Built by the user agent, never by hand."""
 
     def __init__(
@@ -220,6 +221,7 @@ class Call(ReinviteMixin, SmimeCallMixin):
         self._init_reinvite()
         #: RFC 3261 §23 S/MIME for this call (softphone.ua.smime_call), None when off.
         self.smime: CallSmime | None = None
+        self._sound: CallSound | None = None  # softphone.ua.sound
 
     def __repr__(self) -> str:
         return f"<Call {self.direction.value} {self.peer} {self.phase.value}>"
@@ -679,6 +681,8 @@ class Call(ReinviteMixin, SmimeCallMixin):
                 negotiated.remote_fingerprints,
                 handshake_timeout=DTLS_HANDSHAKE_TIMEOUT,
             )
+        if not await self._open_sound():
+            return
         session = MediaSession(
             negotiated,
             ports=setup.ports,
@@ -773,6 +777,7 @@ class Call(ReinviteMixin, SmimeCallMixin):
             media, self.media = self.media, None
             self._spawn(media.stop())
         self._set_phase(CallPhase.ENDED, announce=announce)
+        self._close_sound()
         if not self.ended.done():
             self.ended.set_result(reason)
         self._host.forget(self)

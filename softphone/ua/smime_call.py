@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -43,8 +43,8 @@ from softphone.security.certificates import (
     fingerprint_hex,
     fingerprint_sha256,
 )
-from softphone.security.ledger import LedgerError, Seen, TrustLedger
-from softphone.security.pins import PinState, PinStore, PinStoreError
+from softphone.security.ledger import LedgerError, Seen
+from softphone.security.pins import PinStore, PinStoreError
 from softphone.security.safety import safety_number
 from softphone.security.smime import ProtectionMode, SmimeError
 from softphone.security.smime_sip import (
@@ -274,20 +274,16 @@ class SmimeSupport:
         except (OSError, LedgerError) as exc:
             log.warning("the trust ledger is unreadable: %s", exc)
             ledger = None
-        pins = self._pins()
-        verdict = verify_message(
+        return verify_message(
             message,
             now=self._now(),
             own_cert=None if identity is None else identity.cert,
             own_key=None if identity is None else identity.key,
             required=state.required,
             ledger=ledger,
-            pins=pins,
+            pins=self._pins(),
             anchors=self._ua.gate.anchors,
         )
-        if isinstance(message, Response) and verdict.verdict is Verdict.SIGNER_NOT_FROM:
-            verdict = _judge_response_signer(message, verdict, ledger, pins)
-        return verdict
 
     def open_known(self, message: Message, state: CallSmime, *, call_id: str) -> Opened:
         """Judge an in-dialog body (re-INVITE, its answer): the signer must already be
@@ -557,50 +553,3 @@ class SmimeCallMixin:
         if self._host.end_to_end:
             return True
         return self.smime is not None and self.smime.end_to_end_audio(negotiated.keying)
-
-
-def _judge_response_signer(
-    response: Response,
-    verdict: BodyVerdict,
-    ledger: TrustLedger | None,
-    pins: PinStore | None,
-) -> BodyVerdict:
-    """The signer of a *response* is the UAS, named in To (RFC 3261 §23.3: the
-    subjectAltName must match the sender's address). ``verify_message`` compares it with
-    From, the caller, so a response it calls SIGNER_NOT_FROM (signature and tunnelled headers
-    already checked) is judged here against To, with the same known/changed/unknown rule."""
-    signer = verdict.signer
-    assert signer is not None
-    try:
-        identity = Identity.aor(str(response.to.uri))
-    except (ValueError, InvalidIdentityError):
-        return verdict
-    if not identity.matches(signer):
-        names = ", ".join(identity.names_in(signer)) or "no SIP address"
-        return _replace_verdict(
-            verdict,
-            Verdict.SIGNER_NOT_FROM,
-            f"signed by a certificate for {names}, not for the answering {identity}",
-        )
-    fingerprint = fingerprint_sha256(signer)
-    contact = ledger.get(str(identity)) if ledger is not None else None
-    pin_state = pins.state(identity, fingerprint) if pins is not None else PinState.NONE
-    if contact is not None and contact.current == fingerprint and not contact.change_pending:
-        return _replace_verdict(verdict, Verdict.OK, "protected as required")
-    if pin_state is PinState.MATCHES:
-        return _replace_verdict(verdict, Verdict.OK, "protected as required")
-    if (contact is not None and contact.current is not None) or pin_state is PinState.CHANGED:
-        return _replace_verdict(
-            verdict,
-            Verdict.CHANGED_SIGNER,
-            f"{identity} signed with a different certificate from the one known for them",
-        )
-    return _replace_verdict(
-        verdict, Verdict.UNKNOWN_SIGNER, f"nothing vouches for the certificate of {identity} yet"
-    )
-
-
-def _replace_verdict(verdict: BodyVerdict, kind: Verdict, reason: str) -> BodyVerdict:
-    return replace(
-        verdict, verdict=kind, reason=reason, status_code=None if kind is Verdict.OK else 493
-    )

@@ -72,6 +72,15 @@ stun module, say) the flow keeps no pings and the binding is kept by the refresh
 only. A lost UDP flow (STUN unanswered after the registrar had answered, a changed
 XOR-MAPPED-ADDRESS, an ICMP port unreachable) is re-established like a lost connection.
 
+Sound card (:mod:`softphone.ua.sound`): ``audio_devices=(input, output)`` opens PortAudio
+devices for every call not given its own ``source``/``sink``, when its media starts, and
+closes them when it ends; a device that fails ends that call with the reason.
+
+Where the code is: this module holds the façade, the transaction layer and the flow;
+:mod:`softphone.ua.upkeep` connects, registers and keeps the registration alive;
+:mod:`softphone.ua.dispatch` answers requests on the flow and hands them to calls;
+:mod:`softphone.ua.callhost` is what a call on the registration flow may ask of the UA.
+
 Events go to ``on_event`` (a plain callable run in the event loop): they carry no secret.
 Round trips (ARCHITECTURE.md floors): :attr:`Binding.round_trips` of a cold registration counts
 TCP + TLS + every REGISTER exchange (4 with a challenge); a refresh on the open flow counts 1.
@@ -81,115 +90,88 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
 
 from softphone.media.tone import AudioSink, FrameSource
-from softphone.sdp.policy import SrtpPolicy
-from softphone.security.certificates import fingerprint_hex
 from softphone.security.identity import IdentityError, IdentityMaterial
-from softphone.security.ledger import LedgerError
-from softphone.security.pins import PinStoreError
-from softphone.sip.dialog import DialogId, new_call_id, new_tag
-from softphone.sip.digest import AuthenticationFailedError, DigestClient, NoUsableChallengeError
-from softphone.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
-from softphone.sip.headers import NameAddr, Via
-from softphone.sip.message import Headers, Message, Request, Response
+from softphone.sip.digest import DigestClient
+from softphone.sip.errors import ParseError
+from softphone.sip.message import Message, Request, Response
 from softphone.sip.transaction import (
     Deliver,
     Send,
-    ServerTransaction,
     Terminated,
     Timeout,
     Transaction,
     TransportError,
 )
-from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer, new_branch
-from softphone.sip.uri import SipURI
+from softphone.sip.transaction_layer import LayerAction, NewRequest, TransactionLayer
 from softphone.storage import default_pin_store_path
 from softphone.transport.flow import (
-    DEFAULT_KEEPALIVE_INTERVAL,
     PONG_TIMEOUT,
     Flow,
     FlowClosedError,
-    FlowError,
-    PeerVerdict,
-    TrustRefusedError,
     UDPTooLargeError,
-    open_flow,
 )
-from softphone.transport.locate import LocateError, ResolverConfig, Transport, locate
-from softphone.ua.account import Account, SipsecAccept, new_instance_id
-from softphone.ua.account import Transport as AccountTransport
-from softphone.ua.call import Call, CallDirection, CallError, CallPhase, parse_target
+from softphone.transport.locate import ResolverConfig
+from softphone.ua.account import Account, SipsecAccept
+from softphone.ua.call import Call, CallDirection, CallError, parse_target
+from softphone.ua.callhost import FlowCallHost
+from softphone.ua.dispatch import CallDispatch
 from softphone.ua.events import (
-    ConnectionLost,
-    ConnectionRestored,
     Event,
     PeerIdentity,
-    Registered,
-    RegistrationFailed,
     Unregistered,
 )
 from softphone.ua.registration import (
     Binding,
-    Failed,
     Registration,
     RegistrationError,
     RegistrationState,
     refresh_delay,
 )
-from softphone.ua.secrets import SecretsError, get_password
 from softphone.ua.sipsec import (
     SipsecCallError,
     TunnelAnswerer,
     TunnelHost,
-    answer_connect,
     dial,
     is_sipsec_uri,
 )
-from softphone.ua.smime_call import CallSmime, SmimeSupport
+from softphone.ua.smime_call import SmimeSupport
+from softphone.ua.sound import AudioDevices
 from softphone.ua.trace import Protection, TraceEntry, TraceHandler, first_line_of
 from softphone.ua.trustgate import Answerer, TrustGate, TrustPolicy, load_anchors
 from softphone.ua.trustledger import LedgerKeeper
+from softphone.ua.upkeep import (
+    DEFAULT_UDP_KEEPALIVE_INTERVAL,
+    Backoff,
+    RegistrationUpkeep,
+    reliable,
+)
+from softphone.ua.upkeep import resolver_config as _resolver_config
 
-__all__ = ["Backoff", "EventHandler", "IncomingCallHandler", "UserAgent"]
+__all__ = [
+    "DEFAULT_UDP_KEEPALIVE_INTERVAL",
+    "Backoff",
+    "EventHandler",
+    "IncomingCallHandler",
+    "UserAgent",
+]
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Event], None]
 IncomingCallHandler = Callable[[Call], None]
 
-#: Methods we answer ourselves (Allow in our answers).
-_ALLOWED = "OPTIONS"
 #: How long close() waits for the un-REGISTER before closing the flow anyway.
 _UNREGISTER_TIMEOUT = 5.0
-#: RFC 5626 §4.4.1: without a Flow-Timer, keep-alives over a connectionless transport go
-#: about every 24-29 s (NAT UDP mappings are short-lived); 80-100 % of this.
-DEFAULT_UDP_KEEPALIVE_INTERVAL = 29.0
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """RFC 5626 §4.5: wait ``min(cap, base * 2**(failures-1))`` times a random 50-100 %."""
-
-    base: float = 1.0
-    cap: float = 60.0
-
-    def delay(self, failures: int, rng: random.Random | None = None) -> float:
-        if failures <= 0:
-            return 0.0
-        r = rng or random.Random()  # noqa: S311  # spreading reconnects, not cryptography
-        return min(self.cap, self.base * 2.0 ** (failures - 1)) * r.uniform(0.5, 1.0)
-
-
-class UserAgent:
+class UserAgent(RegistrationUpkeep, CallDispatch):
     """Registers ``account`` and keeps it registered (see the module docstring)."""
 
     def __init__(
@@ -215,12 +197,15 @@ class UserAgent:
         sipsec_policy: SipsecAccept | str | None = None,
         on_trace: TraceHandler | None = None,
         ledger_path: Path | None = None,
+        audio_devices: AudioDevices | None = None,
     ) -> None:
         """``password`` defaults to the keyring or ``password_env``
         (:func:`~softphone.ua.secrets.get_password`), read when registering. ``anchors``
         default to the account's ``ca_file`` plus the system store; ``keepalive_interval`` to
         the registrar's Flow-Timer, else 120 s. ``ledger_path``: the trust ledger (issue 6),
-        by default ``contacts.json`` beside the pin store (as :mod:`softphone.contacts`)."""
+        by default ``contacts.json`` beside the pin store (as :mod:`softphone.contacts`).
+        ``audio_devices``: (input, output) sound-card specs for calls not given their own
+        source/sink (:mod:`softphone.ua.sound`); None: no sound card."""
         self.account = account
         self.on_event = on_event
         pins_path = pin_store_path or default_pin_store_path()
@@ -258,9 +243,11 @@ class UserAgent:
         self.on_incoming_call = on_incoming_call
         self.auto_answer = auto_answer
         self.media_timeout = media_timeout
+        #: Sound-card (input, output) specs, opened per call when its media starts.
+        self.audio_devices = audio_devices
         self.calls: list[Call] = []
         self._call_flow: dict[Call, Flow] = {}
-        self._call_host = _CallHost(self)
+        self._call_host = FlowCallHost(self)
         self._call_digest: DigestClient | None = None
         self._invite_handlers: dict[
             Transaction, tuple[Callable[[Response], None], Callable[[str], None]]
@@ -410,197 +397,13 @@ class UserAgent:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- connecting and registering ------------------------------------------------------------
-
-    def _registration(self) -> Registration:
-        if self.registration is None:
-            password = self._password
-            if password is None:
-                try:
-                    password = get_password(self.account)
-                except SecretsError as exc:
-                    raise RegistrationError(str(exc), retryable=False) from exc
-            digest = DigestClient(self.account.auth_username, password)
-            instance = self.account.instance_id
-            if instance is None and self.account.outbound:
-                instance = new_instance_id()  # stable for this UA's life only
-            self.registration = Registration(self.account, digest, instance_id=instance)
-        return self.registration
-
-    async def _connect_and_register(self, *, restoring: str | None = None) -> Binding:
-        """A new flow and a REGISTER on it; ``restoring`` is the lost flow's remote."""
-        self._registration()
-        flow = await self._connect()
-        if restoring is not None:
-            self._emit(ConnectionRestored(self.account.aor, flow.remote, _transport(flow)))
-        try:
-            binding = await self._exchange(flow, expires=None)
-        except BaseException:
-            flow.close("registration failed")
-            raise
-        binding = dataclasses.replace(
-            binding, round_trips=binding.round_trips + flow.connect_round_trips
-        )
-        self._registered(flow, binding)
-        return binding
-
-    async def _connect(self) -> Flow:
-        """RFC 3263 targets in order (§4.3 failover); the first flow that opens and whose
-        certificate is accepted is kept."""
-        try:
-            targets = await locate(
-                self.account.registrar_uri, resolver_config=self._resolver_config
-            )
-        except LocateError as exc:
-            raise RegistrationError(str(exc), retryable=True) from exc
-        problems: list[str] = []
-        for target in targets:
-            try:
-                flow = await open_flow(
-                    target,
-                    secure=self.secure,
-                    check_peer=self._check_peer,
-                    pong_timeout=self.pong_timeout,
-                )
-            except TrustRefusedError as exc:
-                raise RegistrationError(exc.reason, retryable=False) from exc
-            except FlowError as exc:
-                problems.append(exc.reason)
-                continue
-            self._adopt(flow)
-            return flow
-        raise RegistrationError(
-            "Cannot reach the registrar: " + "; ".join(problems or ["no address to try"]),
-            retryable=True,
-        )
-
-    async def _check_peer(
-        self, chain: Sequence[x509.Certificate], server_name: str, close_now: Callable[[], None]
-    ) -> PeerVerdict:
-        return await self.gate.check(
-            chain, server_name, close_now, waiting_for=f"registration to {server_name}"
-        )
-
-    def _adopt(self, flow: Flow) -> None:
-        old, self.flow = self.flow, flow
-        if old is not None and old is not flow:
-            old.close("replaced by a new connection")
-        flow.on_trace = self._tracer(flow, "tls-hop" if flow.transport == "TLS" else "none")
-        flow.start(lambda message: self._on_message(flow, message))
-        flow.closed.add_done_callback(lambda _: self._flow_closed(flow))
-
-    async def _exchange(self, flow: Flow, *, expires: int | None) -> Binding:
-        """One REGISTER and its challenges/retries on ``flow`` → the binding granted."""
-        registration = self._registration()
-        async with self._lock:
-            local = flow.local_address
-            request = registration.build(local, flow.transport, expires=expires)
-            round_trips = 0
-            while True:
-                response = await self._send_request(flow, request)
-                round_trips += 1
-                outcome = registration.judge(request, response, local, flow.transport)
-                if isinstance(outcome, Binding):
-                    return dataclasses.replace(outcome, round_trips=round_trips)
-                if isinstance(outcome, Failed):
-                    raise outcome.error
-                request = outcome.request
-
-    def _registered(self, flow: Flow, binding: Binding) -> None:
-        first_on_flow = self._keepalive_on is not flow
-        self.binding = binding
-        self.state = RegistrationState.REGISTERED
-        if self.account.outbound and first_on_flow:
-            default = (
-                DEFAULT_UDP_KEEPALIVE_INTERVAL
-                if flow.transport == "UDP"
-                else DEFAULT_KEEPALIVE_INTERVAL
-            )
-            interval = binding.flow_timer or self.keepalive_interval or default
-            flow.start_keepalive(interval, expect_pong=True if binding.outbound else None)
-            self._keepalive_on = flow
-        fingerprint = flow.peer_fingerprint
-        self._emit(
-            Registered(
-                aor=self.account.aor,
-                expires=binding.expires,
-                registrar=str(self.account.registrar_uri),
-                registrar_fingerprint=fingerprint_hex(fingerprint) if fingerprint else None,
-                transport=_transport(flow),
-                algorithm=binding.algorithm,
-                weak=binding.weak,
-            )
-        )
-
-    # -- keeping it alive ------------------------------------------------------------------------
-
-    async def _maintain(self) -> None:
-        """Refresh before expiry; after a flow failure, re-establish with backoff."""
-        while not self._closing:
-            flow, binding = self.flow, self.binding
-            assert flow is not None and binding is not None
-            reason: str | None = None
-            try:
-                async with asyncio.timeout(self.refresh_after(binding.expires)):
-                    reason = await asyncio.shield(flow.closed)
-            except TimeoutError:
-                try:
-                    self._registered(flow, await self._exchange(flow, expires=None))
-                    continue
-                except RegistrationError as exc:
-                    if not exc.retryable:
-                        self._failed(exc, retrying=False)
-                        flow.close("registration refused")
-                        return
-                    flow.close(f"refreshing failed ({exc.reason})")
-                    reason = exc.reason
-            self.state = RegistrationState.REGISTERING
-            if flow.detached:
-                # draft-gurbani-sip-sipsec-01 §6.6: the flow became a sipsec tunnel and the
-                # proxy dropped its bindings: register again on a new connection, at once.
-                if not await self._re_establish(flow.remote, announce=False):
-                    return
-                continue
-            self._emit(ConnectionLost(self.account.aor, flow.remote, _transport(flow), reason))
-            if not await self._re_establish(flow.remote):
-                return
-
-    async def _re_establish(self, remote: str, *, announce: bool = True) -> bool:
-        failures = 0
-        while not self._closing:
-            await asyncio.sleep(self.backoff.delay(failures))
-            try:
-                await self._connect_and_register(restoring=remote if announce else None)
-                return True
-            except RegistrationError as exc:
-                if not exc.retryable:
-                    self._failed(exc, retrying=False)
-                    return False
-                failures += 1
-                self._failed(exc, retrying=True)
-        return False
-
-    async def _stop_maintenance(self) -> None:
-        task, self._maintain_task = self._maintain_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _failed(self, exc: RegistrationError, *, retrying: bool, what: str = "") -> None:
-        if not retrying:
-            self.state = RegistrationState.FAILED
-        status = exc.status_code if exc.status_code and 300 <= exc.status_code <= 699 else None
-        reason = f"{what}: {exc.reason}" if what else exc.reason
-        self._emit(RegistrationFailed(self.account.aor, reason, status, retrying))
-
     # -- transactions and the flow -----------------------------------------------------------
 
     async def _send_request(self, flow: Flow, request: Request) -> Response:
         """Run ``request`` through a client transaction on ``flow``; its final response."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Response] = loop.create_future()
-        tx, actions = self._layer.send_request(request, loop.time(), reliable=_reliable(flow))
+        tx, actions = self._layer.send_request(request, loop.time(), reliable=reliable(flow))
         self._waiters[tx] = future
         self._tx_flow[tx] = flow
         try:
@@ -612,7 +415,7 @@ class UserAgent:
     def _on_message(self, flow: Flow, message: Message) -> None:
         now = asyncio.get_running_loop().time()
         try:
-            actions = self._layer.receive(message, now, reliable=_reliable(flow))
+            actions = self._layer.receive(message, now, reliable=reliable(flow))
         except ParseError as exc:
             log.info("unusable message from %s: %s", flow.remote, exc.reason)
             return
@@ -689,159 +492,6 @@ class UserAgent:
         for call in [c for c, f in self._call_flow.items() if f is flow]:
             call.flow_lost(reason)
 
-    def _answer(self, action: NewRequest, flow: Flow, now: float) -> None:
-        """Requests reaching us on the flow (RFC 5626 §3): OPTIONS 200, a CONNECT for a
-        sipsec tunnel (draft-gurbani-sip-sipsec-01 §6.5), others 501."""
-        if action.request.method == "CONNECT" and action.transaction is not None:
-            self._tx_flow[action.transaction] = flow
-            task = asyncio.ensure_future(
-                answer_connect(self, action.request, action.transaction, flow)
-            )
-            self._call_tasks.add(task)
-            task.add_done_callback(self._call_tasks.discard)
-            return
-        if self._call_request(action, flow, now):
-            return
-        tx = action.transaction
-        if tx is None:
-            return  # an ACK: nothing to answer
-        request = action.request
-        code = 200 if request.method == "OPTIONS" else 501
-        response = Response.for_request(request, code, to_tag=new_tag())
-        response.headers.add("Allow", _ALLOWED)
-        if request.method == "OPTIONS":
-            self._options_certificates(request, response)
-        if self.account.outbound:
-            response.headers.add("Supported", "outbound, path")
-        self._tx_flow[tx] = flow
-        self._run(self._layer.send_response(response, now, transaction=tx), flow)
-
-    # -- calls ---------------------------------------------------------------------------------
-
-    def _call_digest_client(self) -> DigestClient:
-        """The Digest client of INVITEs and in-dialog requests (its own cache: a REGISTER
-        must not carry Proxy-Authorization for the calls, nor an INVITE the REGISTER's)."""
-        if self._call_digest is None:
-            password = self._password
-            if password is None:
-                try:
-                    password = get_password(self.account)
-                except SecretsError as exc:
-                    raise CallError(str(exc)) from exc
-            self._call_digest = DigestClient(self.account.auth_username, password)
-        return self._call_digest
-
-    def _forget_call(self, call: Call) -> None:
-        with contextlib.suppress(ValueError):
-            self.calls.remove(call)
-        self._call_flow.pop(call, None)
-        self._peer_identities.pop(call, None)
-
-    # -- sipsec (softphone.ua.sipsec) ----------------------------------------------------------
-
-    def peer_identity(self, call: Call) -> PeerIdentity | None:
-        """Who is on the other end of a sipsec call, and how we know (None: not sipsec)."""
-        return self._peer_identities.get(call)
-
-    async def options(self, uri: str, *, timeout: float = 10.0, observe: bool = True) -> Response:
-        """OPTIONS to ``uri`` outside any dialog (RFC 3261 §11) over the registered flow, with
-        our certs-only body when S/MIME is on (§23.2: the answer carries the peer's). The
-        certificates a 200 carries are recorded in the trust ledger. Returns the final
-        response; ``CallError`` when not connected, ``TimeoutError`` after ``timeout``."""
-        flow = self.flow
-        if self._closing or flow is None or flow.is_closed:
-            raise CallError("not connected to the registrar: register first")
-        target = parse_target(uri, self.account.aor_uri)
-        request = self._options_request(target, flow)
-        digest = self._call_digest_client()
-        for header in digest.authorize("OPTIONS", str(target)):
-            request.headers.add(header.name, header.value)
-        async with asyncio.timeout(timeout):
-            response = await self._call_host.transact(request)
-            if response.status_code in (401, 407):
-                code = response.status_code
-                challenge = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
-                answer = "Authorization" if code == 401 else "Proxy-Authorization"
-                try:
-                    auth = digest.handle_challenge(
-                        code,
-                        response.headers.get_all(challenge),
-                        "OPTIONS",
-                        str(target),
-                        sent=request.headers.get_all(answer),
-                    )
-                except (AuthenticationFailedError, NoUsableChallengeError, ParseError) as exc:
-                    raise CallError(f"OPTIONS to {target}: {exc}") from exc
-                request = self._options_request(target, flow, cseq=2, call_id=request.call_id)
-                for header in auth:
-                    request.headers.add(header.name, header.value)
-                response = await self._call_host.transact(request)
-        if observe and 200 <= response.status_code < 300:
-            self.smime.observe_certificates(response, str(target))
-        return response
-
-    def _options_request(
-        self, target: SipURI, flow: Flow, *, cseq: int = 1, call_id: str | None = None
-    ) -> Request:
-        host, port = flow.local_address
-        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        headers = Headers()
-        via = Via(flow.transport, host, port, {"branch": new_branch(), "rport": None})
-        headers.add("Via", str(via))
-        headers.add("Max-Forwards", "70")
-        headers.add("From", str(NameAddr(self.account.aor_uri, params={"tag": new_tag()})))
-        headers.add("To", str(NameAddr(target)))
-        headers.add("Call-ID", call_id or new_call_id())
-        headers.add("CSeq", f"{cseq} OPTIONS")
-        headers.add("Accept", "application/sdp, application/pkcs7-mime")
-        request = Request("OPTIONS", target, headers)
-        if self.smime.enabled:
-            with contextlib.suppress(CallError):
-                self.smime.attach_certs(request)
-        return request
-
-    def _options_certificates(self, request: Request, response: Response) -> None:
-        """§23.2: certificates in an OPTIONS are recorded; our own goes in the 200 when
-        S/MIME is on."""
-        if request.body:
-            self.smime.observe_certificates(request)
-        if self.smime.enabled:
-            with contextlib.suppress(CallError):
-                self.smime.attach_certs(response)
-
-    def mark_verified(self, call_or_aor: Call | str, means: str = "safety-number") -> str:
-        """The GUI's "We compared it" (UX.md "Safety number"): the peer's current certificate
-        becomes verified in the trust ledger and pinned (so sipsec, S/MIME and DTLS alike
-        treat it as verified), and a :class:`PeerIdentity` with ``identity_state="verified"``
-        is emitted. Returns the contact's AOR. ``CallError`` when the contact has no
-        certificate in the ledger or the ledger cannot be written."""
-        known = self._peer_identities.get(call_or_aor) if isinstance(call_or_aor, Call) else None
-        if known is not None:
-            aor = known.peer_aor
-        else:
-            aor = call_or_aor.peer if isinstance(call_or_aor, Call) else call_or_aor
-        try:
-            contact = self.ledger.mark_verified(aor, means)
-        except (LedgerError, OSError, PinStoreError) as exc:
-            raise CallError(f"could not mark {aor} verified: {exc}") from exc
-        assert contact.current is not None
-        if known is not None:
-            event = replace(known, identity_state="verified", ledger_state="verified")
-            if isinstance(call_or_aor, Call):
-                self._peer_identities[call_or_aor] = event
-        else:
-            call_id = call_or_aor.call_id if isinstance(call_or_aor, Call) else ""
-            event = PeerIdentity(
-                call_id=call_id,
-                tunnel_id="",
-                peer_aor=contact.aor,
-                fingerprint=fingerprint_hex(contact.current),
-                identity_state="verified",
-                ledger_state="verified",
-            )
-        self._emit(event)
-        return contact.aor
-
     def _sipsec_identity(self) -> IdentityMaterial:
         """The user's identity certificate and key (loaded once from the identity store)."""
         if self._identity is None:
@@ -853,29 +503,6 @@ class UserAgent:
             except (IdentityStoreError, IdentityError, OSError) as exc:
                 raise CallError(f"create your identity first: softphone cert new ({exc})") from exc
         return self._identity
-
-    def _flow_taken(self, flow: Flow) -> None:
-        """The registration flow became a tunnel: its keep-alive is gone with it."""
-        if self._keepalive_on is flow:
-            self._keepalive_on = None
-
-    def _resume_keepalive(self, flow: Flow) -> None:
-        """A CONNECT that did not open a tunnel: the flow goes on as before."""
-        binding = self.binding
-        if flow.is_closed or binding is None or not self.account.outbound:
-            return
-        interval = binding.flow_timer or self.keepalive_interval or DEFAULT_KEEPALIVE_INTERVAL
-        flow.start_keepalive(interval, expect_pong=True if binding.outbound else None)
-
-    async def _wait_registered(self, timeout: float = 30.0) -> None:
-        """Until registered on a live flow again (after a tunnel took the last one)."""
-        async with asyncio.timeout(timeout):
-            while not (
-                self.state is RegistrationState.REGISTERED
-                and self.flow is not None
-                and not self.flow.is_closed
-            ):
-                await asyncio.sleep(0.05)
 
     def _tracer(self, flow: Flow, protection: Protection) -> Callable[[str, Message], None]:
         def trace(direction: str, message: Message) -> None:
@@ -910,126 +537,6 @@ class UserAgent:
                 )
             )
 
-    async def _hangup_all(self) -> None:
-        """Closing: every call ends (CANCEL or BYE, bounded wait)."""
-        calls = list(self.calls)
-        if not calls:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_UNREGISTER_TIMEOUT):
-                await asyncio.gather(*(c.hangup() for c in calls), return_exceptions=True)
-
-    def _fail_invite(self, tx: Transaction | None, reason: str) -> None:
-        handlers = self._invite_handlers.get(tx) if tx is not None else None
-        if handlers is not None:
-            handlers[1](reason)
-
-    def _call_of(self, request: Request) -> Call | None:
-        try:
-            wanted = DialogId.of_incoming_request(request)
-        except ParseError:
-            return None
-        return next((c for c in self.calls if c.dialog_id == wanted), None)
-
-    def _call_ack(self, ack: Request) -> None:
-        call = self._call_of(ack)
-        if call is not None:
-            call.receive_ack(ack)
-
-    def _call_request(self, action: NewRequest, flow: Flow, now: float) -> bool:
-        """Requests of calls (RFC 3261 §12.2.2, §13.3, §9.2, §15.1.2); False: not ours."""
-        request, tx = action.request, action.transaction
-        method = request.method
-        if tx is None:  # an ACK for a 2xx (its own transaction-less exchange)
-            self._call_ack(request)
-            return True
-        self._tx_flow[tx] = flow
-        if method == "CANCEL":
-            call = next((c for c in self.calls if c.server_transaction is action.cancels), None)
-            if action.cancels is None or call is None:
-                self._reply(request, tx, 481, flow, now)
-                return True
-            self._reply(request, tx, 200, flow, now)
-            call.receive_cancel()
-            return True
-        if request.to.tag is None:
-            if method != "INVITE":
-                return False
-            self._incoming_call(request, tx, flow)
-            return True
-        call = self._call_of(request)
-        if call is None:
-            if method in ("BYE", "INVITE", "UPDATE", "INFO"):
-                self._reply(request, tx, 481, flow, now)
-                return True
-            return False
-        assert call.dialog is not None
-        try:
-            call.dialog.receive_request(request)
-        except RemoteProtocolError as exc:
-            self._reply(request, tx, exc.status_code, flow, now)
-            return True
-        if method == "BYE":
-            call.receive_bye(request, tx)
-        elif method == "OPTIONS":
-            self._reply(request, tx, 200, flow, now)
-        elif method == "INVITE":  # re-INVITE: hold, resume, new keys (RFC 3261 §14.2)
-            call.receive_reinvite(request, tx)
-        else:  # UPDATE (RFC 3311), INFO (RFC 6086): not implemented; the call goes on
-            self._reply(request, tx, 501, flow, now)
-        return True
-
-    def _reply(
-        self, request: Request, tx: ServerTransaction, code: int, flow: Flow, now: float
-    ) -> None:
-        response = Response.for_request(request, code, to_tag=new_tag())
-        self._run(self._layer.send_response(response, now, transaction=tx), flow)
-
-    def _incoming_call(self, request: Request, tx: ServerTransaction, flow: Flow) -> None:
-        """An INVITE on the flow: a new incoming call (RFC 3261 §13.3.1)."""
-        try:
-            peer = str(request.from_.uri)
-        except ParseError:
-            peer = "unknown"
-        call = Call(self._call_host, CallDirection.INCOMING, peer, media_timeout=self.media_timeout)
-        self.calls.append(call)
-        self._call_flow[call] = flow
-        content_type = (request.headers.get("Content-Type") or "application/sdp").lower()
-        try:
-            smime = self.smime.for_call(
-                peer, incoming_body=not content_type.startswith("application/sdp")
-            )
-        except CallError as exc:
-            call.start_refused(request, tx, 493, exc.reason)
-            return
-        if smime is not None:
-            task = asyncio.ensure_future(self._incoming_protected(call, request, tx, flow, smime))
-            self._call_tasks.add(task)
-            task.add_done_callback(self._call_tasks.discard)
-            return
-        if not call.start_incoming(request, tx, flow.transport, flow.local_address):
-            return
-        self._ring(call)
-
-    async def _incoming_protected(
-        self, call: Call, request: Request, tx: ServerTransaction, flow: Flow, smime: CallSmime
-    ) -> None:
-        transport, local = flow.transport, flow.local_address
-        if await call.start_incoming_protected(request, tx, transport, local, smime):
-            self._ring(call)
-
-    def _ring(self, call: Call) -> None:
-        """A new incoming call rings: the hook, then auto-answer."""
-        if self.on_incoming_call is not None:
-            try:
-                self.on_incoming_call(call)
-            except Exception:  # a broken hook must not leave the caller ringing for ever
-                log.exception("on_incoming_call failed")
-        if self.auto_answer and call.phase is CallPhase.RINGING:
-            task = asyncio.ensure_future(call.answer())
-            self._call_tasks.add(task)
-            task.add_done_callback(self._call_tasks.discard)
-
     def _ensure_timer(self) -> None:
         if self._timer_task is None:
             self._timer_task = asyncio.ensure_future(self._timer_loop())
@@ -1056,135 +563,3 @@ class UserAgent:
                 self.on_event(event)
             except Exception:  # a broken listener must not break the engine
                 log.exception("event handler failed for %s", event.name)
-
-
-class _CallHost:
-    """What a :class:`~softphone.ua.call.Call` may ask of its user agent (the
-    :class:`~softphone.ua.call.CallHost` protocol), kept off the UA's public face."""
-
-    def __init__(self, ua: UserAgent) -> None:
-        self._ua = ua
-
-    @property
-    def account_aor(self) -> SipURI:
-        return self._ua.account.aor_uri
-
-    @property
-    def srtp_policy(self) -> SrtpPolicy:
-        return self._ua.account.srtp
-
-    @property
-    def media_keying(self) -> str:
-        """The account's ``keying`` ("sdes" or "dtls-srtp"): how our offers key SRTP."""
-        return str(self._ua.account.keying)
-
-    @property
-    def smime(self) -> SmimeSupport:
-        """RFC 3261 §23 bodies for the calls on the registration flow."""
-        return self._ua.smime
-
-    def call_digest(self) -> DigestClient:
-        return self._ua._call_digest_client()
-
-    def _flow(self) -> Flow | None:
-        flow = self._ua.flow
-        return None if flow is None or flow.is_closed else flow
-
-    def flow_info(self) -> tuple[str, tuple[str, int]] | None:
-        flow = self._flow()
-        return None if flow is None else (flow.transport, flow.local_address)
-
-    def contact_uri(self) -> SipURI:
-        flow = self._flow()
-        if flow is None:
-            raise CallError("the connection to the server is gone")
-        return self._ua._registration().contact_uri(flow.local_address, flow.transport)
-
-    def start_invite(
-        self,
-        request: Request,
-        on_response: Callable[[Response], None],
-        on_failure: Callable[[str], None],
-    ) -> None:
-        ua, flow = self._ua, self._flow()
-        if flow is None:
-            on_failure("the connection to the server is gone")
-            return
-        now = asyncio.get_running_loop().time()
-        tx, actions = ua._layer.send_request(request, now, reliable=_reliable(flow))
-        ua._invite_handlers[tx] = (on_response, on_failure)
-        ua._tx_flow[tx] = flow
-        ua._run(actions, flow)
-
-    async def transact(self, request: Request) -> Response:
-        flow = self._flow()
-        if flow is None:
-            raise CallError("the connection to the server is gone")
-        try:
-            return await self._ua._send_request(flow, request)
-        except RegistrationError as exc:
-            raise CallError(exc.reason) from exc
-
-    def send_direct(self, message: Request) -> None:
-        flow = self._flow()
-        if flow is None:
-            return
-        try:
-            flow.send(message)
-        except FlowError as exc:
-            log.info("could not send %s: %s", message.method, exc.reason)
-
-    def respond(self, tx: ServerTransaction, response: Response) -> None:
-        ua = self._ua
-        flow = ua._tx_flow.get(tx) or self._flow()
-        now = asyncio.get_running_loop().time()
-        try:
-            actions = ua._layer.send_response(response, now, transaction=tx)
-        except LocalProtocolError as exc:
-            log.info("cannot send %d: %s", response.status_code, exc)
-            return
-        ua._run(actions, flow)
-
-    def emit(self, event: Event) -> None:
-        self._ua._emit(event)
-
-    def forget(self, call: Call) -> None:
-        self._ua._forget_call(call)
-
-    @property
-    def end_to_end(self) -> bool:
-        return False  # the registration flow: TLS to the first hop only
-
-
-def _transport(flow: Flow) -> AccountTransport:
-    return AccountTransport(flow.transport.lower())
-
-
-def _reliable(flow: Flow) -> bool:
-    """RFC 3261 §17.1.1.2: only UDP is an unreliable transport (Timer A/E/G retransmit)."""
-    return flow.transport != "UDP"
-
-
-def _resolver_config(account: Account) -> ResolverConfig:
-    """The account's ``nameserver``/``resolve``/``transport`` as RFC 3263 look-up options.
-
-    ``sips:`` looks for TLS only. Without a ``transport`` list: TLS, then TCP, and UDP only
-    when the registrar URI asks for it (``;transport=udp``): UDP is never chosen by itself.
-    """
-    secure = account.secure or account.registrar_uri.scheme == "sips"
-    default = [AccountTransport.TLS, AccountTransport.TCP]
-    if account.registrar_uri.transport == "udp":
-        default.append(AccountTransport.UDP)
-    wanted: list[Transport] = []
-    for t in account.transport or default:
-        if t is AccountTransport.TLS:
-            wanted.append("TLS")
-        elif t is AccountTransport.TCP and not secure:
-            wanted.append("TCP")
-        elif t is AccountTransport.UDP and not secure:
-            wanted.append("UDP")
-    return ResolverConfig.from_account(
-        nameserver=[str(n) for n in account.nameserver],
-        resolve=[str(r) for r in account.resolve],
-        transports=wanted or ["TLS"],
-    )

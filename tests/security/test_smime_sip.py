@@ -375,3 +375,49 @@ def test_certs_only_in_options_and_in_multipart_mixed(alice: Issued) -> None:
 
 def _headers(content_type: str) -> Headers:
     return Headers([("Content-Type", content_type)])
+
+
+def _answer(request: Request) -> Response:
+    response = Response.for_request(request, 200, to_tag="a6c85cf")
+    response.headers.set("Contact", "<sips:bob@192.0.2.4>")
+    return response
+
+
+def test_signed_200_is_judged_against_to_the_answering_side(
+    alice: Issued, bob: Issued, eve: Issued
+) -> None:
+    """RFC 3261 §23.3: the sender of a response is the UAS, named in To. Judging a 200 by
+    From (the caller) once made every signed answer SIGNER_NOT_FROM."""
+    received = over_the_wire(
+        protect_message(
+            _answer(invite()), SDP, "sign", own_cert=bob.cert, own_key=rsa_key(bob), now=NOW
+        )
+    )
+    assert isinstance(received, Response)
+    verdict = verify_message(received, now=NOW, ledger=known(bob), required="sign")
+    assert verdict.verdict is Verdict.OK, verdict.reason
+    assert verdict.sdp == SDP and verdict.signer == bob.cert and verdict.tunnelled
+
+    # the same known/changed/unknown rule and the same CA check as for requests
+    assert verify_message(received, now=NOW).verdict is Verdict.UNKNOWN_SIGNER
+    other = _identity("bob@example.test")
+    assert verify_message(received, now=NOW, ledger=known(other)).verdict is (
+        Verdict.CHANGED_SIGNER
+    )
+    assert verify_message(received, now=NOW, anchors=[CA.cert]).ok
+
+    # signed by the caller named in From, or by someone else: not the answering side
+    for signer in (alice, eve):
+        forged = over_the_wire(
+            protect_message(
+                _answer(invite()),
+                SDP,
+                "sign",
+                own_cert=signer.cert,
+                own_key=rsa_key(signer),
+                now=NOW,
+            )
+        )
+        judged = verify_message(forged, now=NOW, ledger=known(alice, bob, eve))
+        assert judged.verdict is Verdict.SIGNER_NOT_FROM, judged.reason
+        assert "bob@example.test" in judged.reason and judged.status_code == 493

@@ -19,10 +19,17 @@ from softphone.security.identity import IdentityMaterial, new_identity
 from softphone.security.trust import TrustDecision, TrustDecisionRequired
 from softphone.transport.stream import TLSStream
 from softphone.transport.tls import TLSConfig, TLSState, TLSVersion
-from softphone.ua import sipsec as sipsec_module
+from softphone.ua import sipsec_caller
 from softphone.ua.account import Account, ResolveEntry, SipsecAccept
 from softphone.ua.call import Call, CallError, CallPhase
-from softphone.ua.events import MediaStarted, PeerIdentity, TrustRequired, TunnelState
+from softphone.ua.events import (
+    CallState,
+    MediaStarted,
+    PeerIdentity,
+    TrustRequired,
+    TunnelState,
+)
+from softphone.ua.history import CallHistory
 from softphone.ua.registration import RegistrationState
 from softphone.ua.sipsec import IncomingTunnel
 from softphone.ua.trace import TraceEntry
@@ -181,7 +188,19 @@ async def test_sipsec_call_audio_both_ways_proxy_sees_no_invite_and_both_reregis
     await wait_until(lambda: bool(bob.incoming), "bob's call")
     bob_call = bob.incoming[0]
     await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-    assert bob_call.peer == "sip:alice@atlanta.test"  # the verified identity, not a From
+    assert bob_call.peer == "sipsec:alice@atlanta.test"  # the verified identity, not a From
+    # What each person sees is the scheme dialled (call window, CallState, history), not the
+    # sips: Request-URI the INVITE inside the tunnel carries.
+    assert call.peer == "sipsec:bob@biloxi.test"
+    for p, shown in ((alice, "sipsec:bob@biloxi.test"), (bob, "sipsec:alice@atlanta.test")):
+        states = [e for e in p.events.events if isinstance(e, CallState)]
+        assert states and {e.peer for e in states} == {shown}
+        history = CallHistory()
+        for event in states:
+            history.record(event, dt.datetime.now(dt.UTC))
+        assert [entry.peer for entry in history.entries] == [shown]
+    invites = [t for t in alice.traces if t.first_line.startswith("INVITE ")]
+    assert [t.first_line for t in invites] == ["INVITE sips:bob@biloxi.test SIP/2.0"]
 
     # Audio both ways through SRTP keyed inside the tunnel.
     bob_heard = bob_call.sink
@@ -443,14 +462,14 @@ async def test_caller_without_certificate_is_refused_by_the_callee(
     no_cert = IdentityMaterial(lab.alice.cert, lab.alice.key)
     alice.ua._identity = no_cert
     # A client that sends no certificate: its TLS config has none.
-    original = sipsec_module._config
+    original = sipsec_caller.tls_config
 
     def without_certificate(identity: IdentityMaterial, *, server: bool) -> TLSConfig:
         if server:
             return original(identity, server=True)
         return TLSConfig.client(min_version=TLSVersion.TLSv1_3)
 
-    sipsec_module._config = without_certificate  # type: ignore[assignment]
+    sipsec_caller.tls_config = without_certificate  # type: ignore[assignment]
     try:
         with pytest.raises(CallError):
             async with asyncio.timeout(WAIT):
@@ -458,7 +477,7 @@ async def test_caller_without_certificate_is_refused_by_the_callee(
                 await call.wait_for(CallPhase.ENDED)
                 raise CallError(call.reason)
     finally:
-        sipsec_module._config = original  # type: ignore[assignment]
+        sipsec_caller.tls_config = original  # type: ignore[assignment]
     await wait_until(lambda: "failed" in tunnel_states(bob.events), "bob refusing")
     failed = [e for e in bob.events.events if isinstance(e, TunnelState) and e.state == "failed"]
     assert failed[0].reason == "refused: the caller presented no certificate"

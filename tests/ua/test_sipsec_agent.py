@@ -111,7 +111,7 @@ async def test_agent_places_a_sipsec_call_and_prints_the_tunnel_and_identity(
     states = [d["state"] for d in agent.lines if d["event"] == "tunnel_state"]
     assert states[:3] == ["connecting", "tunnel-open", "verified"]
     await wait_until(lambda: bool(bob.incoming), "bob's call")
-    assert bob.incoming[0].peer == "sip:alice@atlanta.test"
+    assert bob.incoming[0].peer == "sipsec:alice@atlanta.test"
     await asyncio.wait_for(asyncio.shield(bob.incoming[0].ended), WAIT)
     assert bob.incoming[0].phase is CallPhase.ENDED
     b_id = bob.events.of("peer_identity")[0]
