@@ -246,7 +246,7 @@ async def check_registrar(
     ``anchors`` default to the account's ``ca_file`` plus the system CAs, as the phone uses.
     """
     # The same transport choice as the phone's (sips: means TLS only): one rule, one place.
-    from softphone.ua.useragent import _resolver_config
+    from softphone.ua.upkeep import resolver_config as _resolver_config
 
     uri = account.registrar_uri
     try:
