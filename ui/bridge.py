@@ -30,7 +30,6 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from softphone.security.certificates import fingerprint_sha256
 from softphone.ua import (
     Account,
     ConnectionLost,
@@ -45,6 +44,7 @@ from softphone.ua import (
     TrustRequired,
     Unregistered,
     UserAgent,
+    fingerprint_sha256,
 )
 from softphone.ua.call import CallError
 from ui.presenters import TrustDialogModel

@@ -14,15 +14,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
-from softphone.security.ledger import (
+from softphone.ua import (
     CertificateRecord,
     Contact,
     ContactState,
     EventKind,
-    HistoryEntry,
     TrustLedger,
+    safety_number,
 )
-from softphone.security.safety import safety_number
+from softphone.ua import LedgerHistoryEntry as HistoryEntry
 from ui.call_presenters import Level
 
 __all__ = [

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from softphone.security.ledger import TrustLedger
+from softphone.ua import TrustLedger
 from ui.contacts_presenters import ContactDetails, ContactRow, contact_details, contact_rows
 from ui.security_panel import badge_style
 

@@ -436,7 +436,7 @@ def _give_tone(call: Any, frequency: float) -> None:
     if getattr(call, "media", None) is not None or getattr(call, "source", None) is not None:
         return
     with contextlib.suppress(Exception):
-        from softphone.media.tone import LevelMeter, ToneSource
+        from softphone.ua.demo import LevelMeter, ToneSource
 
         call.source, call.sink = ToneSource(frequency), LevelMeter()
 
@@ -449,7 +449,7 @@ def _escape(text: str) -> str:
 async def open_demo(workdir: Path) -> AsyncIterator[DemoWindow]:
     """The demo window, shown, with the demo network started and attached; everything closed
     on exit (the network, the user agents, the windows). Qt and a running loop must exist."""
-    from softphone.demo_network import DemoNetwork
+    from softphone.ua.demo import DemoNetwork
 
     window = DemoWindow(workdir)
     window.show()

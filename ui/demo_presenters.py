@@ -20,9 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from softphone.demo_ladder import mask_crypto_line, proxy_report, short_first_line, slice_view
-from softphone.server.observe import ProxyView, SipSeen, TunnelOpened
-from softphone.sip.message import Request, Response
+from softphone.ua.demo import (
+    ProxyView,
+    Request,
+    Response,
+    SipSeen,
+    TunnelOpened,
+    mask_crypto_line,
+    proxy_report,
+    short_first_line,
+    slice_view,
+)
 from ui.call_presenters import Level
 
 __all__ = [

@@ -13,8 +13,7 @@ from __future__ import annotations
 from cryptography import x509
 from PySide6.QtGui import QPixmap
 
-from softphone.security.certificates import fingerprint_sha256
-from softphone.security.safety import qr_png, safety_number
+from softphone.ua import fingerprint_sha256, qr_png, safety_number
 
 __all__ = ["qr_pixmap", "safety_qr_payload"]
 

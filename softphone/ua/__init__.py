@@ -10,7 +10,16 @@ The user agent itself and what a trust question carries are re-exported here too
 (``ui/``) imports ``softphone.ua`` and nothing deeper (ARCHITECTURE.md).
 """
 
-from softphone.security.certificates import fingerprint_groups
+from softphone.security.certificates import fingerprint_groups, fingerprint_sha256
+from softphone.security.ledger import (
+    CertificateRecord,
+    Contact,
+    ContactState,
+    EventKind,
+    TrustLedger,
+)
+from softphone.security.ledger import HistoryEntry as LedgerHistoryEntry
+from softphone.security.safety import qr_png, safety_number
 from softphone.security.trust import (
     CertificateSummary,
     TrustDecision,
@@ -65,12 +74,17 @@ __all__ = [
     "Answerer",
     "Backoff",
     "CallHistory",
+    "CertificateRecord",
     "CertificateSummary",
     "ConnectionLost",
     "ConnectionRestored",
+    "Contact",
+    "ContactState",
     "Event",
+    "EventKind",
     "HistoryEntry",
     "KeyringAccessError",
+    "LedgerHistoryEntry",
     "Nameserver",
     "NoSecureKeyringError",
     "PasswordEnvError",
@@ -88,6 +102,7 @@ __all__ = [
     "Transport",
     "TrustDecision",
     "TrustDecisionRequired",
+    "TrustLedger",
     "TrustPolicy",
     "TrustProblem",
     "TrustReport",
@@ -99,10 +114,13 @@ __all__ = [
     "ensure_instance_id",
     "event_from_json",
     "fingerprint_groups",
+    "fingerprint_sha256",
     "get_password",
     "get_secret",
     "load_account",
     "parse_account",
+    "qr_png",
+    "safety_number",
     "save_account",
     "set_password",
 ]
