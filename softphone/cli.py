@@ -19,18 +19,18 @@ _DELEGATED: dict[str, tuple[str, str]] = {
     "demo": (
         "softphone.demo",
         "the sipsec demo: one call as sips: and as sipsec: on an embedded network, "
-        "and what each proxy could read (GUI demo: not yet)",
+        "and what each proxy could read (GUI with a display, else --headless)",
     ),
-    "proxy": ("softphone.server.cli", "the registrar over TLS with Digest (sipsec proxy: not yet)"),
+    "proxy": ("softphone.server.cli", "registrar, proxy and sipsec relay over TLS with Digest"),
     "cert": ("softphone.cert_cli", "your identity: new, import, export, show"),
     "contacts": (
         "softphone.contacts_cli",
         "the trust ledger: list, show, verify, export, forget contacts",
     ),
-    "gui": ("ui.app", "the desktop phone (PySide6): accounts, registration, trust questions"),
+    "gui": ("ui.app", "the desktop phone (PySide6): calls, security panel, contacts, history"),
     "agent": (
         "softphone.agent",
-        "the headless phone: registers, prints JSON events (calls: not yet)",
+        "the headless phone: registers, calls (sips:, sipsec:), answers; prints JSON events",
     ),
     "doctor": (
         "softphone.doctor",
