@@ -226,6 +226,11 @@ class Call(ReinviteMixin, SmimeCallMixin, CallSoundMixin):
     def __repr__(self) -> str:
         return f"<Call {self.direction.value} {self.peer} {self.phase.value}>"
 
+    @property
+    def end_to_end(self) -> bool:
+        """Whether this call runs inside a sipsec tunnel (see :attr:`CallHost.end_to_end`)."""
+        return self._host.end_to_end
+
     # -- public API -----------------------------------------------------------------------
 
     @property

@@ -42,6 +42,7 @@ from softphone.transport.flow import (
 from softphone.transport.locate import LocateError, ResolverConfig, Transport, locate
 from softphone.ua.account import Account, new_instance_id
 from softphone.ua.account import Transport as AccountTransport
+from softphone.ua.callstate import CallPhase
 from softphone.ua.events import ConnectionLost, ConnectionRestored, Registered, RegistrationFailed
 from softphone.ua.registration import (
     Binding,
@@ -54,6 +55,7 @@ from softphone.ua.secrets import SecretsError, get_password
 
 if TYPE_CHECKING:
     from softphone.sip.message import Message, Request, Response
+    from softphone.ua.call import Call
     from softphone.ua.events import Event
     from softphone.ua.trace import Protection
     from softphone.ua.trustgate import TrustGate
@@ -72,6 +74,10 @@ log = logging.getLogger(__name__)
 #: RFC 5626 §4.4.1: without a Flow-Timer, keep-alives over a connectionless transport go
 #: about every 24-29 s (NAT UDP mappings are short-lived); 80-100 % of this.
 DEFAULT_UDP_KEEPALIVE_INTERVAL = 29.0
+#: After a sipsec tunnel takes the registration flow, the new registration waits (at most
+#: this long) for the tunnel's call to get its answer: a TCP + TLS handshake and a REGISTER
+#: racing the nested TLS handshake for the CPU delay the call (benchmarks/bench_sipsec.py).
+TUNNEL_SETUP_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class RegistrationUpkeep:
         _closing: bool
         _keepalive_on: Flow | None
         _maintain_task: asyncio.Task[None] | None
+        _tunnel_busy: bool
+        calls: list[Call]
 
         @property
         def secure(self) -> bool: ...
@@ -268,13 +276,28 @@ class RegistrationUpkeep:
             self.state = RegistrationState.REGISTERING
             if flow.detached:
                 # draft-gurbani-sip-sipsec-01 §6.6: the flow became a sipsec tunnel and the
-                # proxy dropped its bindings: register again on a new connection, at once.
+                # proxy dropped its bindings: register again on a new connection as soon as
+                # the tunnel's call has its answer (bounded by TUNNEL_SETUP_GRACE).
+                await self._tunnel_setup_done(TUNNEL_SETUP_GRACE)
                 if not await self._re_establish(flow.remote, announce=False):
                     return
                 continue
             self._emit(ConnectionLost(self.account.aor, flow.remote, flow_transport(flow), reason))
             if not await self._re_establish(flow.remote):
                 return
+
+    async def _tunnel_setup_done(self, limit: float) -> None:
+        """Wait until no end-to-end call is being set up (tunnel, trust check, INVITE not yet
+        answered), or ``limit`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while not self._closing and loop.time() < deadline:
+            setting_up = self._tunnel_busy or any(
+                c.phase is CallPhase.CALLING and c.end_to_end for c in self.calls
+            )
+            if not setting_up:
+                return
+            await asyncio.sleep(0.02)
 
     async def _re_establish(self, remote: str, *, announce: bool = True) -> bool:
         failures = 0
