@@ -5,6 +5,7 @@ TLS inside the CONNECT tunnel, SRTP audio both ways, and the attacks of issue 5.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -572,3 +573,36 @@ async def test_a_second_sipsec_call_right_after_the_first_waits_for_the_new_regi
     assert identity is not None and identity.identity_state == "seen-before"  # pinned
     assert len(alice.answers.asked) == 1
     await second.hangup()
+
+
+async def test_dtls_srtp_keyed_inside_the_tunnel_is_end_to_end(
+    party: Callable[..., Any], proxy: SipsecProxy, lab: Lab
+) -> None:
+    """Issue 5: SRTP keying inside the tunnel may be SDES or a DTLS-SRTP fingerprint; UX.md:
+    a fingerprint that travelled inside the tunnel cannot be swapped by a proxy, so the audio
+    is "end to end" (over sips: hops DTLS-SRTP gets the "could intercept" words)."""
+    from softphone.ua.account import MediaKeying
+
+    alice = await party("alice@atlanta.test", lab.alice, TrustDecision.ACCEPT_ONCE)
+    bob = await party("bob@biloxi.test", lab.bob, TrustDecision.ACCEPT_ONCE)
+    alice.ua.account = dataclasses.replace(alice.ua.account, keying=MediaKeying.DTLS_SRTP)
+    heard_by_alice = Recorder()
+    call = await alice.ua.call(
+        "sipsec:bob@biloxi.test", source=ToneSource(1000), sink=heard_by_alice
+    )
+    await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    await wait_until(lambda: bool(bob.incoming), "bob's call")
+    bob_call = bob.incoming[0]
+    await wait_until(lambda: heard_by_alice.loud_frames() > 25, "alice hearing bob")
+    bob_heard = bob_call.sink
+    assert isinstance(bob_heard, Recorder)
+    await wait_until(lambda: bob_heard.loud_frames() > 25, "bob hearing alice")
+    assert abs(heard(bob_heard) - 1000) <= 20
+    for p in (alice, bob):
+        started = await p.events.wait_for("media_started")
+        assert isinstance(started, MediaStarted)
+        assert started.keying == "dtls-srtp"
+        assert started.audio == "Audio encrypted end to end"
+    relayed = bytes(proxy.tunnel_bytes)
+    assert b"a=fingerprint" not in relayed and b"m=audio" not in relayed
+    await call.hangup()
