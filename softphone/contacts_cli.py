@@ -8,6 +8,14 @@
     softphone contacts accept-change AOR --fingerprint FP
     softphone contacts export [--out FILE]
     softphone contacts forget AOR [--yes]
+    softphone contacts smime AOR off|sign|sign+encrypt|account
+
+``smime`` sets the S/MIME protection of calls with one contact (issue 6; RFC 3261 §23.3):
+our SDP to them goes out as set; ``account`` follows the account's ``smime`` setting again.
+What we require of *their* bodies is the stricter of the account's and the contact's setting,
+so ``off`` for a contact never weakens an account that requires S/MIME. An AOR not in the
+ledger yet is added with no certificate (state "claimed"), so the setting can be made before
+the first call.
 
 Every command takes ``--ledger FILE`` (default ``<user data dir>/trust/contacts.json``) and
 ``--pins FILE`` (default the pin store beside it): marking a contact verified also pins its
@@ -30,6 +38,7 @@ from softphone.contacts import default_ledger_path, export_ledger, load_ledger, 
 from softphone.security.certificates import SecurityError, fingerprint_groups, summary
 from softphone.security.identity import identity_aor
 from softphone.security.ledger import (
+    ACCOUNT,
     Contact,
     ContactState,
     LedgerError,
@@ -37,9 +46,11 @@ from softphone.security.ledger import (
     Seen,
     TrustLedger,
     parse_fingerprint,
+    parse_smime_preference,
     sync_pins,
 )
 from softphone.security.safety import safety_number
+from softphone.security.smime import ProtectionMode
 from softphone.storage import default_pin_store_path, load_pin_store, save_pin_store
 
 __all__ = ["build_parser", "main"]
@@ -82,6 +93,12 @@ def _state_words(contact: Contact) -> str:
     return state.value
 
 
+def _smime_words(contact: Contact) -> str:
+    if contact.smime is None:
+        return "as the account (no setting of its own)"
+    return contact.smime.value
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     ledger = load_ledger(_ledger_path(args))
     if not len(ledger):
@@ -97,6 +114,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     contact = load_ledger(_ledger_path(args)).contact(args.aor)
     print(f"Contact:     {contact.aor}")
     print(f"State:       {_state_words(contact)}")
+    print(f"S/MIME:      {_smime_words(contact)}")
+    if not contact.certificates:
+        print("\nNo certificate seen yet.")
     for record in contact.certificates:
         current = "current" if record.fingerprint == contact.current else "earlier"
         print(f"\nCertificate ({current}):")
@@ -241,6 +261,25 @@ def _cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_smime(args: argparse.Namespace) -> int:
+    path = _ledger_path(args)
+    ledger = load_ledger(path)
+    preference = parse_smime_preference(args.setting)
+    known = args.aor in ledger
+    contact = ledger.set_smime(args.aor, preference, _now())
+    save_ledger(path, ledger)
+    if not known:
+        print(f"{contact.aor} added to the ledger (no certificate seen yet).", file=sys.stderr)
+    print(f"{contact.aor}: S/MIME {_smime_words(contact)}")
+    if preference is ProtectionMode.OFF:
+        print(
+            "Calls to this contact send plain SDP; an account that requires S/MIME still "
+            "requires it of their messages.",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softphone contacts",
@@ -288,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("aor")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     forget.set_defaults(run=_cmd_forget)
+
+    smime = sub.add_parser(
+        "smime", parents=[common], help="S/MIME for calls with a contact (or as the account)"
+    )
+    smime.add_argument("aor")
+    smime.add_argument("setting", choices=[*(m.value for m in ProtectionMode), ACCOUNT])
+    smime.set_defaults(run=_cmd_smime)
     return parser
 
 

@@ -24,8 +24,17 @@ into the :class:`~softphone.security.pins.PinStore` (``PinReason.VERIFIED_SAFETY
 under ``Identity.aor(aor)``, which :func:`softphone.security.trust.evaluate` consults for
 sipsec TLS peers.
 
+The S/MIME preference (issue 6: "a user setting chooses sign, sign+encrypt, or off, per
+contact or account"; RFC 3261 §23.3): :attr:`Contact.smime` is ``None`` (follow the account's
+``smime`` setting) or a :class:`~softphone.security.smime.ProtectionMode`, set by
+:meth:`TrustLedger.set_smime`, which records each change in the history
+(:attr:`EventKind.SMIME_PREFERENCE`). Setting it for an AOR the ledger does not know creates
+the contact with no certificate (state "claimed"): the preference may be chosen before the
+first call. What a call does with it: :func:`sending_mode` and :func:`required_mode`.
+
 Serialisation: versioned JSON (:data:`LEDGER_FORMAT_VERSION`); :meth:`TrustLedger.from_bytes`
-raises :class:`LedgerError` for anything else, never an empty ledger.
+raises :class:`LedgerError` for anything else, never an empty ledger. Format 1 (before the
+S/MIME preference) still loads: its contacts follow the account.
 
 Errors::
 
@@ -54,8 +63,10 @@ from softphone.security.certificates import (
     fingerprint_sha256,
 )
 from softphone.security.pins import Pin, PinReason, PinStore
+from softphone.security.smime import ProtectionMode
 
 __all__ = [
+    "ACCOUNT",
     "LEDGER_FORMAT_VERSION",
     "PERSONAL_MEANS",
     "CertificateRecord",
@@ -72,11 +83,15 @@ __all__ = [
     "UnknownContactError",
     "normalise_aor",
     "parse_fingerprint",
+    "parse_smime_preference",
+    "required_mode",
+    "sending_mode",
     "sync_pins",
 ]
 
-#: Bumped when the JSON layout changes; older readers refuse newer files.
-LEDGER_FORMAT_VERSION: Final = 1
+#: Bumped when the JSON layout changes; older readers refuse newer files. 2: per-contact
+#: ``smime`` preference (format 1 files load with every contact following the account).
+LEDGER_FORMAT_VERSION: Final = 2
 
 
 class LedgerError(SecurityError, ValueError):
@@ -119,6 +134,7 @@ class EventKind(StrEnum):
     UNVERIFIED_BY_CHANGE = "unverified-by-change"  # ... and so lost "verified"
     CHANGE_ACCEPTED = "change-accepted"  # the user answered the warning: use the new one
     EXPORTED = "exported"
+    SMIME_PREFERENCE = "smime-preference"  # detail: "<old> -> <new>" ("account" = None)
 
 
 class ContactState(StrEnum):
@@ -155,6 +171,49 @@ def parse_fingerprint(text: str) -> bytes:
     if len(value) != 32:
         raise LedgerError(f"a SHA-256 fingerprint has 64 hex digits, not {len(cleaned)}")
     return value
+
+
+#: The word for "no preference of the contact's own: follow the account".
+ACCOUNT: Final = "account"
+
+#: Strength order of the modes, for "the stricter of two".
+_STRENGTH: Final = {
+    ProtectionMode.OFF: 0,
+    ProtectionMode.SIGN: 1,
+    ProtectionMode.SIGN_AND_ENCRYPT: 2,
+}
+
+
+def parse_smime_preference(text: str) -> ProtectionMode | None:
+    """``off`` / ``sign`` / ``sign+encrypt`` → the mode; ``account`` → None; else LedgerError."""
+    word = text.strip().lower()
+    if word == ACCOUNT:
+        return None
+    try:
+        return ProtectionMode(word)
+    except ValueError:
+        choices = ", ".join([*(m.value for m in ProtectionMode), ACCOUNT])
+        raise LedgerError(f"not an S/MIME setting: {text!r} (one of {choices})") from None
+
+
+def _preference_words(preference: ProtectionMode | None) -> str:
+    return ACCOUNT if preference is None else preference.value
+
+
+def sending_mode(account: ProtectionMode, contact: ProtectionMode | None) -> ProtectionMode:
+    """What our SDP to this contact carries (RFC 3261 §23.3): the contact's own setting, else
+    the account's."""
+    return account if contact is None else contact
+
+
+def required_mode(account: ProtectionMode, contact: ProtectionMode | None) -> ProtectionMode:
+    """What a body *from* this contact must have: the stricter of the account's and the
+    contact's settings. A per-contact ``off`` never weakens an account that requires S/MIME
+    (a downgrade the person did not ask for account-wide); a per-contact ``sign`` or
+    ``sign+encrypt`` does make the account's ``off`` stricter for that contact."""
+    if contact is None or _STRENGTH[account] >= _STRENGTH[contact]:
+        return account
+    return contact
 
 
 def _check_time(now: dt.datetime) -> dt.datetime:
@@ -268,6 +327,8 @@ class Contact:
     #: The certificate changed and the user has not answered yet (blocked or not).
     change_pending: bool = False
     history: list[HistoryEntry] = field(default_factory=list)
+    #: S/MIME for calls with this contact (RFC 3261 §23.3); None: follow the account.
+    smime: ProtectionMode | None = None
 
     def record(self, fingerprint: bytes) -> CertificateRecord | None:
         return next((r for r in self.certificates if r.fingerprint == fingerprint), None)
@@ -303,10 +364,12 @@ class Contact:
             "blocked": self.blocked,
             "change_pending": self.change_pending,
             "history": [h.to_json() for h in self.history],
+            "smime": None if self.smime is None else self.smime.value,
         }
 
     @classmethod
-    def from_json(cls, aor: str, data: Any) -> Contact:
+    def from_json(cls, aor: str, data: Any, version: int = LEDGER_FORMAT_VERSION) -> Contact:
+        """One contact of a ledger document of format ``version`` (1: no ``smime`` key)."""
         if not isinstance(data, dict):
             raise LedgerError(f"contact {aor} must be an object")
         try:
@@ -314,11 +377,13 @@ class Contact:
             history = [HistoryEntry.from_json(h) for h in data["history"]]
             current = None if data["current"] is None else bytes.fromhex(data["current"])
             blocked, pending = data["blocked"], data["change_pending"]
+            raw_smime = data["smime"] if version >= 2 else None
+            smime = None if raw_smime is None else ProtectionMode(raw_smime)
         except (KeyError, TypeError, ValueError) as exc:
             raise LedgerError(f"contact {aor}: {exc}") from exc
         if not isinstance(blocked, bool) or not isinstance(pending, bool):
             raise LedgerError(f"contact {aor}: blocked and change_pending are true or false")
-        contact = cls(aor, records, current, blocked, pending, history)
+        contact = cls(aor, records, current, blocked, pending, history, smime)
         if current is not None and contact.record(current) is None:
             raise LedgerError(f"contact {aor}: the current certificate is not among its records")
         return contact
@@ -388,9 +453,11 @@ class TrustLedger:
         key = normalise_aor(aor)
         fingerprint = fingerprint_sha256(cert)
         contact = self._contacts.get(key)
-        if contact is None:
-            contact = Contact(key)
-            self._contacts[key] = contact
+        if contact is None or contact.current is None:
+            # A new contact, or one known only by its S/MIME preference: its first certificate.
+            if contact is None:
+                contact = Contact(key)
+                self._contacts[key] = contact
             self._see(contact, cert, fingerprint, via, now)
             contact.current = fingerprint
             return Observation(key, ObservationKind.NEW_CONTACT, fingerprint, contact.state)
@@ -486,6 +553,28 @@ class TrustLedger:
         contact.history.append(HistoryEntry(now, EventKind.CHANGE_ACCEPTED, fingerprint))
         return contact
 
+    def set_smime(
+        self, aor: str, preference: ProtectionMode | str | None, now: dt.datetime
+    ) -> Contact:
+        """The S/MIME setting for calls with ``aor`` (issue 6; RFC 3261 §23.3): a mode, or
+        None / ``"account"`` to follow the account again. An AOR not in the ledger yet is
+        created with no certificate ("claimed"). A change is recorded in the history; setting
+        the same value again changes nothing."""
+        now = _check_time(now)
+        if isinstance(preference, str):
+            preference = parse_smime_preference(preference)
+        key = normalise_aor(aor)
+        contact = self._contacts.get(key)
+        if contact is None:
+            contact = Contact(key)
+            self._contacts[key] = contact
+        if contact.smime is preference:
+            return contact
+        detail = f"{_preference_words(contact.smime)} -> {_preference_words(preference)}"
+        contact.smime = preference
+        contact.history.append(HistoryEntry(now, EventKind.SMIME_PREFERENCE, None, detail))
+        return contact
+
     def forget(self, aor: str) -> Contact:
         """Remove the contact (and everything known about it); returns what was removed."""
         contact = self.contact(aor)
@@ -530,7 +619,7 @@ class TrustLedger:
             key = normalise_aor(str(aor))
             if key != aor:
                 raise LedgerError(f"contact key {aor!r} is not a normalised AOR ({key})")
-            parsed[key] = Contact.from_json(key, data_)
+            parsed[key] = Contact.from_json(key, data_, document["version"])
         return cls(parsed)
 
 

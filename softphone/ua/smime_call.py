@@ -1,6 +1,15 @@
-"""S/MIME bodies in calls (RFC 3261 §23), per the account's ``smime`` setting.
+"""S/MIME bodies in calls (RFC 3261 §23), per the account's ``smime`` setting and the
+contact's own (issue 6: "sign, sign+encrypt, or off, per contact or account").
 
-``smime = "sign"`` or ``"sign+encrypt"``: the SDP of our INVITE and of our 200 goes out signed
+Which setting applies (:meth:`SmimeSupport.for_call`): what *we send* follows the contact's
+preference in the trust ledger (``softphone contacts smime AOR ...``, :attr:`Contact.smime
+<softphone.security.ledger.Contact.smime>`) when it has one, else the account's; what we
+*require* of the peer's bodies is the stricter of the two
+(:func:`~softphone.security.ledger.required_mode`): a per-contact ``off`` never weakens an
+account that requires S/MIME, a per-contact ``sign`` makes an account's ``off`` strict for
+that contact.
+
+``"sign"`` or ``"sign+encrypt"``: the SDP of our INVITE and of our 200 goes out signed
 (``multipart/signed``, SHA-256) or signed then encrypted (``application/pkcs7-mime;
 smime-type=enveloped-data``) to the peer's certificate (§23.3), with the §23.4 tunnelled copy
 of From/To/Call-ID/CSeq/Date/Contact inside the signature. Re-INVITEs (hold, resume) are
@@ -43,7 +52,7 @@ from softphone.security.certificates import (
     fingerprint_hex,
     fingerprint_sha256,
 )
-from softphone.security.ledger import LedgerError, Seen
+from softphone.security.ledger import LedgerError, Seen, required_mode, sending_mode
 from softphone.security.pins import PinStore, PinStoreError
 from softphone.security.safety import safety_number
 from softphone.security.smime import ProtectionMode, SmimeError
@@ -110,8 +119,8 @@ class CallSmime:
     mode: ProtectionMode
     peer_aor: str
     peer_cert: x509.Certificate | None = None
-    #: What a body from the peer must have (the account's setting; a 493 may make us send
-    #: encrypted, it does not make us ask more of the peer).
+    #: What a body from the peer must have (the stricter of the account's and the contact's
+    #: settings; a 493 may make us send encrypted, it does not make us ask more of the peer).
     required: ProtectionMode = ProtectionMode.OFF
     retried: bool = False  # the INVITE was sent again after a 493 (§23.2): once only
     announced: bool = False  # PeerIdentity (via smime) emitted for this call
@@ -170,19 +179,26 @@ class SmimeSupport:
     # -- a call's setting ---------------------------------------------------------------------
 
     def for_call(self, peer_uri: str, *, incoming_body: bool = False) -> CallSmime | None:
-        """The S/MIME state of a new call to or from ``peer_uri`` (None: S/MIME is off and,
-        ``incoming_body``, the INVITE carries no S/MIME body either). ``CallError`` when
-        S/MIME is on but the address names nobody or we have no identity to sign with."""
-        if not self.enabled and not incoming_body:
-            return None
+        """The S/MIME state of a new call to or from ``peer_uri`` (None: S/MIME is off for
+        this peer and, ``incoming_body``, the INVITE carries no S/MIME body either).
+
+        We send as the contact's ledger preference says, else as the account says; we require
+        of the peer's bodies the stricter of the two (a contact set to ``off`` never weakens
+        an account that requires S/MIME; module docstring). ``CallError`` when S/MIME applies
+        but the address names nobody or we have no identity to sign with."""
+        account = self.mode
         aor = peer_aor_of(peer_uri)
+        preference = None if aor is None else self._ua.ledger.smime_preference(aor)
+        mode = sending_mode(account, preference)
+        required = required_mode(account, preference)
+        active = mode is not ProtectionMode.OFF or required is not ProtectionMode.OFF
+        if not active and not incoming_body:
+            return None
         if aor is None:
             raise CallError(f"S/MIME needs the other side's address with a user: {peer_uri}")
-        if self.enabled:
+        if mode is not ProtectionMode.OFF:
             self._identity()  # no identity: say so now, before anything is sent
-        return CallSmime(
-            self.mode, aor, self._ua.ledger.current_certificate(aor), required=self.mode
-        )
+        return CallSmime(mode, aor, self._ua.ledger.current_certificate(aor), required=required)
 
     # -- sending ------------------------------------------------------------------------------
 

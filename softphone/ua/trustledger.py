@@ -43,6 +43,7 @@ from softphone.security.ledger import (
     sync_pins,
 )
 from softphone.security.pins import PinStoreError
+from softphone.security.smime import ProtectionMode
 from softphone.storage import load_pin_store, save_pin_store
 
 __all__ = ["LEDGER_STATES", "LedgerKeeper", "identity_state_of"]
@@ -109,6 +110,13 @@ class LedgerKeeper:
         contact = None if ledger is None else ledger.get(aor)
         record = None if contact is None else contact.current_record
         return None if record is None else record.certificate
+
+    def smime_preference(self, aor: str) -> ProtectionMode | None:
+        """The contact's own S/MIME setting (RFC 3261 §23.3), None when it follows the
+        account (or the ledger is unreadable: the account's setting then applies)."""
+        ledger = self._load_quiet()
+        contact = None if ledger is None else ledger.get(aor)
+        return None if contact is None else contact.smime
 
     def pin_verified(self, aor: str) -> None:
         """Make the pins follow the ledger for ``aor`` (``sync_pins``): a verified contact's

@@ -161,7 +161,7 @@ def test_export_to_file_and_stdout(
     out = files.root / "audit.json"
     assert files.run("export", "--out", str(out)) == 0
     document = json.loads(out.read_bytes())
-    assert document["version"] == 1 and BOB in document["contacts"]
+    assert document["version"] == 2 and BOB in document["contacts"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     capsys.readouterr()
     assert files.run("export") == 0
@@ -218,3 +218,58 @@ def test_reachable_from_the_softphone_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "No contacts yet" in result.stdout
+
+
+# --- contacts smime (issue 6: "sign, sign+encrypt, or off, per contact or account") -----------
+
+
+def test_smime_set_show_reset_for_a_known_contact(
+    files: Files, bob1: Issued, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert files.run("add", BOB, "--cert", files.pem("bob", bob1)) == 0
+    assert files.run("show", BOB) == 0
+    assert "S/MIME:      as the account" in capsys.readouterr().out
+    assert files.run("smime", "sips:bob@EXAMPLE.test", "sign+encrypt") == 0
+    captured = capsys.readouterr()
+    assert f"{BOB}: S/MIME sign+encrypt" in captured.out and "added" not in captured.err
+    assert load_ledger(files.ledger).contact(BOB).smime is not None
+    assert files.run("show", BOB) == 0
+    out = capsys.readouterr().out
+    assert "S/MIME:      sign+encrypt" in out
+    assert "smime-preference" in out and "account -> sign+encrypt" in out  # in the history
+    assert files.run("smime", BOB, "off") == 0
+    assert "still requires it" in capsys.readouterr().err  # off never weakens the account
+    assert files.run("smime", BOB, "account") == 0
+    capsys.readouterr()
+    contact = load_ledger(files.ledger).contact(BOB)
+    assert contact.smime is None and contact.current == fingerprint_sha256(bob1.cert)
+    details = [h.detail for h in contact.history if h.kind.value == "smime-preference"]
+    assert details == ["account -> sign+encrypt", "sign+encrypt -> off", "off -> account"]
+    assert files.run("show", BOB) == 0
+    assert "S/MIME:      as the account" in capsys.readouterr().out
+
+
+def test_smime_for_an_unknown_contact_adds_it_claimed(
+    files: Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert files.run("smime", "carol@example.test", "sign") == 0
+    assert "added to the ledger (no certificate seen yet)" in capsys.readouterr().err
+    assert stat.S_IMODE(files.ledger.stat().st_mode) == 0o600
+    assert files.run("list") == 0
+    assert "sip:carol@example.test" in capsys.readouterr().out
+    assert files.run("show", "sip:carol@example.test") == 0
+    out = capsys.readouterr().out
+    assert "State:       claimed" in out and "S/MIME:      sign" in out
+    assert "No certificate seen yet." in out
+
+
+def test_smime_refuses_unknown_settings_and_bad_aors(
+    files: Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        files.run("smime", BOB, "encrypt")
+    assert caught.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert files.run("smime", "not an aor", "sign") == 1
+    assert "not an address of record" in capsys.readouterr().err
+    assert not files.ledger.exists()  # nothing written for a refused request

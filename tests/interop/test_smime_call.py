@@ -12,6 +12,10 @@ rewrites the Contact (alias): the §23.4 tunnelled copy must survive that.
   learns it and sends the INVITE once more, encrypted.
 - a byte flipped in the signed INVITE → 493 and no call rings; in bob's 200 → the call ends
   with an alert.
+- per contact (issue 6, ``softphone contacts smime``): alice's account says off, her contact
+  bob says sign → her INVITE is signed and bob verifies it; bob's account requires sign and
+  his contact alice says off → a plain INVITE from alice still gets 493 (a per-contact "off"
+  never weakens the account).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from softphone.contacts import load_ledger
+from softphone.contacts import load_ledger, save_ledger
 from softphone.media.tone import ToneSource
 from softphone.security.identity import IdentityMaterial, new_identity
 from softphone.security.ledger import Seen
@@ -129,6 +133,14 @@ async def established_both(alice: Side, bob: Side, call: Call) -> Call:
     await wait_until(lambda: bob.heard.loud_frames() > 25, "bob hearing alice")
     assert abs(heard(alice.heard) - 440) <= 20 and abs(heard(bob.heard) - 1000) <= 20
     return bob_call
+
+
+def set_contact_smime(side: Side, aor: str, setting: str) -> None:
+    """What ``softphone contacts smime AOR SETTING`` does, on this side's ledger file."""
+    path = side.tmp / "contacts.json"
+    ledger = load_ledger(path)
+    ledger.set_smime(aor, setting, dt.datetime.now(dt.UTC))
+    save_ledger(path, ledger)
 
 
 def tamper(message: Request | Response) -> None:
@@ -359,3 +371,64 @@ async def test_a_verified_contact_signing_with_another_certificate_is_loud_and_r
     assert len(alice.answers.asked) == 1  # nobody may accept a changed key by policy
     contact = load_ledger(alice.tmp / "contacts.json").contact(f"sip:bob@{server.domain}")
     assert contact.blocked and contact.state.value == "changed"
+
+
+async def test_contact_set_to_sign_signs_the_invite_though_the_account_is_off(
+    kamailio_factory: Callable[..., KamailioServer],
+    ua_factory: Callable[..., UserAgent],
+    identities: dict[str, IdentityMaterial],
+    tmp_path: Path,
+) -> None:
+    server = kamailio_factory()
+    alice, bob = await pair(
+        server,
+        ua_factory,
+        identities,
+        tmp_path,
+        alice_smime="off",
+        bob_smime="sign",
+        alice_answers=Answers(TrustDecision.ACCEPT_ONCE),
+        bob_answers=Answers(TrustDecision.ACCEPT_ONCE),
+    )
+    set_contact_smime(alice, f"sip:bob@{server.domain}", "sign")
+    call = await alice.ua.call(
+        f"sips:bob@{server.domain}", source=ToneSource(1000), sink=alice.heard
+    )
+    bob_call = await established_both(alice, bob, call)
+    assert call.smime is not None and call.smime.mode.value == "sign"
+    assert alice.smime("sent") == ["signed", "signed"]  # the 407 made it sign the INVITE again
+    assert bob.smime("received") == ["signed"]  # verified on bob's side
+    assert len(bob.answers.asked) == 1  # about alice's certificate, carried by her signature
+    assert alice.smime("received") == ["signed"]  # the contact's "sign" is required of bob too
+    assert bob.ledger_via(f"sip:alice@{server.domain}") == {Seen.SMIME}
+    identity = await bob.events.wait_for("peer_identity")
+    assert isinstance(identity, PeerIdentity) and identity.via == "smime"
+    await call.hangup()
+    await asyncio.wait_for(asyncio.shield(bob_call.ended), WAIT)
+
+
+async def test_contact_set_to_off_does_not_weaken_an_account_that_requires_sign(
+    kamailio_factory: Callable[..., KamailioServer],
+    ua_factory: Callable[..., UserAgent],
+    identities: dict[str, IdentityMaterial],
+    tmp_path: Path,
+) -> None:
+    server = kamailio_factory()
+    alice, bob = await pair(
+        server,
+        ua_factory,
+        identities,
+        tmp_path,
+        alice_smime="off",
+        bob_smime="sign",
+        alice_answers=Answers(TrustDecision.ACCEPT_ONCE),
+        bob_answers=Answers(TrustDecision.ACCEPT_ONCE),
+    )
+    set_contact_smime(bob, f"sip:alice@{server.domain}", "off")
+    call = await alice.ua.call(f"sips:bob@{server.domain}", source=ToneSource(1000))
+    await asyncio.wait_for(asyncio.shield(call.ended), WAIT)
+    assert call.status_code == 493, call.reason  # bob still requires a signed body
+    assert alice.smime("sent") == []  # alice's plain INVITE: S/MIME is off on her side
+    assert bob.incoming == [] and bob.answers.asked == []  # never rang, nobody asked
+    contact = load_ledger(bob.tmp / "contacts.json").contact(f"sip:alice@{server.domain}")
+    assert contact.smime is not None and contact.smime.value == "off"  # the setting stays

@@ -27,9 +27,13 @@ from softphone.security.ledger import (
     TrustLedger,
     UnknownContactError,
     parse_fingerprint,
+    parse_smime_preference,
+    required_mode,
+    sending_mode,
     sync_pins,
 )
 from softphone.security.pins import Pin, PinReason, PinState, PinStore
+from softphone.security.smime import ProtectionMode
 from softphone.security.trust import Problem, evaluate
 from tests.security.pki import NOW, Issued, make_self_signed, new_key
 
@@ -228,7 +232,7 @@ def test_json_round_trip_keeps_everything(bob1: Issued, bob2: Issued) -> None:
     data = ledger.to_bytes()
     again = TrustLedger.from_bytes(data)
     assert again.to_bytes() == data
-    assert json.loads(data)["version"] == 1
+    assert json.loads(data)["version"] == 2
     contact = again.contact(BOB)
     assert contact.blocked and contact.state is ContactState.CHANGED
     assert [r.seen_via for r in contact.certificates] == [{Seen.SIPSEC}, {Seen.DTLS}]
@@ -248,6 +252,8 @@ def _mutations(good: bytes) -> list[bytes]:
     cases.append({**doc, "contacts": {"SIP:Bob@Example.test": bob}})
     history = [{**bob["history"][0], "kind": "teleported"}]
     cases.append({**doc, "contacts": {BOB: {**bob, "history": history}}})
+    cases.append({**doc, "contacts": {BOB: {**bob, "smime": "shout"}}})
+    cases.append({**doc, "contacts": {BOB: {k: v for k, v in bob.items() if k != "smime"}}})
     return [b"\xff\xfe", b"{", b"[]", *(json.dumps(c).encode() for c in cases)]
 
 
@@ -299,3 +305,93 @@ def test_export_writes_json_and_records_it(tmp_path: Path, bob1: Issued, bob2: I
     assert document["exported_at"] == T2.isoformat()
     assert set(document["contacts"]) == {BOB, "sip:alice@example.test"}
     assert load_ledger(path).contact(BOB).history[-1].kind is EventKind.EXPORTED
+
+
+# --- the per-contact S/MIME preference (issue 6) -----------------------------------------------
+
+OFF, SIGN, BOTH = ProtectionMode.OFF, ProtectionMode.SIGN, ProtectionMode.SIGN_AND_ENCRYPT
+
+
+def test_smime_preference_is_kept_in_json_and_history(bob1: Issued, bob2: Issued) -> None:
+    ledger = _busy_ledger(bob1, bob2)
+    assert ledger.contact(BOB).smime is None  # follows the account until set
+    ledger.set_smime("sips:bob@EXAMPLE.test", "sign+encrypt", T1)
+    ledger.set_smime(BOB, BOTH, T1)  # the same again: no new history entry
+    ledger.set_smime(BOB, OFF, T2)
+    again = TrustLedger.from_bytes(ledger.to_bytes())
+    assert len(again) == 2  # every spelling of bob's AOR is the same contact
+    contact = again.contact(BOB)
+    assert contact.smime is OFF
+    assert json.loads(ledger.to_bytes())["contacts"][BOB]["smime"] == "off"
+    changes = [h for h in contact.history if h.kind is EventKind.SMIME_PREFERENCE]
+    assert [(h.at, h.detail) for h in changes] == [
+        (T1, "account -> sign+encrypt"),
+        (T2, "sign+encrypt -> off"),
+    ]
+    assert contact.blocked and contact.state is ContactState.CHANGED  # the rest untouched
+    ledger.set_smime(BOB, "account", T2)
+    assert TrustLedger.from_bytes(ledger.to_bytes()).contact(BOB).smime is None
+
+
+def test_a_format_1_file_still_loads_and_follows_the_account(
+    tmp_path: Path, bob1: Issued, bob2: Issued
+) -> None:
+    document = json.loads(_busy_ledger(bob1, bob2).to_bytes())
+    document["version"] = 1
+    for contact in document["contacts"].values():
+        del contact["smime"]  # what a format 1 writer wrote
+    path = tmp_path / "contacts.json"
+    path.write_bytes(json.dumps(document).encode())
+    ledger = load_ledger(path, now=T0)
+    assert path.exists() and not list(tmp_path.glob("*.corrupt-*"))  # not treated as corrupt
+    assert len(ledger) == 2 and all(c.smime is None for c in ledger)
+    assert ledger.contact(BOB).blocked and len(ledger.contact(BOB).certificates) == 2
+    ledger.set_smime(BOB, SIGN, T2)
+    save_ledger(path, ledger)
+    assert json.loads(path.read_bytes())["version"] == 2
+    assert load_ledger(path).contact(BOB).smime is SIGN
+
+
+def test_setting_smime_for_an_unknown_aor_creates_a_claimed_contact(bob1: Issued) -> None:
+    ledger = TrustLedger()
+    contact = ledger.set_smime("bob@example.test", SIGN, T0)
+    assert contact.aor == BOB and contact.certificates == [] and contact.current is None
+    assert ledger.state(BOB) is ContactState.CLAIMED and BOB in ledger
+    assert TrustLedger.from_bytes(ledger.to_bytes()).contact(BOB).smime is SIGN
+    # Its first certificate is a first sight, not a "change".
+    seen = ledger.observe(BOB, bob1.cert, Seen.SMIME, T1)
+    assert seen.kind is ObservationKind.NEW_CONTACT and not seen.must_block
+    contact = ledger.contact(BOB)
+    assert not contact.change_pending and contact.current == fingerprint_sha256(bob1.cert)
+    assert contact.smime is SIGN
+
+
+@pytest.mark.parametrize("text", ["", "encrypt", "sign+", "on"])
+def test_unknown_smime_settings_are_refused(text: str) -> None:
+    with pytest.raises(LedgerError, match="not an S/MIME setting"):
+        parse_smime_preference(text)
+    with pytest.raises(LedgerError):
+        TrustLedger().set_smime(BOB, text, T0)
+
+
+@pytest.mark.parametrize(
+    ("account", "contact", "send", "require"),
+    [
+        (OFF, None, OFF, OFF),
+        (SIGN, None, SIGN, SIGN),
+        (OFF, SIGN, SIGN, SIGN),  # the contact makes the account stricter
+        (OFF, BOTH, BOTH, BOTH),
+        (SIGN, OFF, OFF, SIGN),  # "off" for a contact never weakens what is required
+        (BOTH, OFF, OFF, BOTH),
+        (BOTH, SIGN, SIGN, BOTH),
+        (SIGN, BOTH, BOTH, BOTH),
+    ],
+)
+def test_what_we_send_and_what_we_require(
+    account: ProtectionMode,
+    contact: ProtectionMode | None,
+    send: ProtectionMode,
+    require: ProtectionMode,
+) -> None:
+    assert sending_mode(account, contact) is send
+    assert required_mode(account, contact) is require
