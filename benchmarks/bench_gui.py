@@ -1,0 +1,439 @@
+"""GUI cold start and event-loop stalls during a call (``python benchmarks/bench_gui.py``; issue 7).
+
+Targets (issue 7, "Quality"): cold start to a visible window within 1 s; the event loop never
+stalls more than 20 ms during a call.
+
+(a) Cold start: wall time from ``exec`` of ``softphone gui --exit-after-show
+--no-single-instance`` (``QT_QPA_PLATFORM=offscreen``, fresh HOME, no account) to the line
+``softphone gui: the main window was shown`` on its stderr, which ``ui.app.run`` prints once
+the window is visible and its handle exposed (``ui.app._shown`` polls every 50 ms, so the
+figure includes up to 50 ms of polling). The floor beside it: a ``python -c`` that imports
+PySide6.QtWidgets, shows an empty QMainWindow and prints a line once it is exposed (polled
+every 1 ms). Median of ``STARTS`` runs each; the process's total time (with its exit path) is
+printed too.
+
+(b) Stalls: two GUI phones (:class:`ui.app.Phone`, bridge, CallManager, UserAgent, under qasync
+as ``main`` runs them; both in this process, so the loop carries both ends of the call) in
+  * a ``sips:`` call through a real Kamailio (TLS, SRTP, Opus), and
+  * a ``sipsec:`` call through the engine's test sipsec proxy (nested TLS, self-signed
+    identities, the trust questions clicked "Connect this time").
+alice dials from the dialer (the window's Call button), bob auto-answers; ``TALK_SECONDS`` of
+audio both ways, then alice hangs up from the call window. A ticker on the loop sleeps
+``TICK`` s and records how late it wakes (the lag = stall). Every asyncio callback is timed
+(``asyncio.Handle._run`` wrapped in this process only) so the longest ones are named.
+Prints max, p99 and the culprits; never asserts a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STARTS = 5
+TICK = 0.005
+TALK_SECONDS = 10.0
+WAIT = 30.0
+SHOWN_LINE = b"the main window was shown"
+
+FLOOR = """
+import sys, time
+from PySide6.QtWidgets import QApplication, QMainWindow
+app = QApplication([])
+w = QMainWindow(); w.resize(800, 600); w.show()
+while not (w.windowHandle() is not None and w.windowHandle().isExposed()):
+    app.processEvents(); time.sleep(0.001)
+sys.stderr.write("the main window was shown\\n"); sys.stderr.flush()
+"""
+IMPORT = "import sys, %s; sys.stderr.write('the main window was shown\\n')"
+
+
+# ---- (a) cold start ---------------------------------------------------------------------------
+
+
+def _timed_start(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds exec → SHOWN_LINE on stderr, seconds exec → exit)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.stderr is not None
+    shown: float | None = None
+    tail: list[bytes] = []
+    for line in proc.stderr:
+        if SHOWN_LINE in line and shown is None:
+            shown = time.monotonic() - start
+        tail.append(line)
+    code = proc.wait(timeout=60)
+    total = time.monotonic() - start
+    if code != 0 or shown is None:
+        last = b"".join(tail[-5:]).decode(errors="replace")
+        raise RuntimeError(f"{args[0]} exited {code}: {last}")
+    return shown, total
+
+
+def cold_start() -> None:
+    softphone = ROOT / ".venv" / "bin" / "softphone"
+    python = ROOT / ".venv" / "bin" / "python"
+    with tempfile.TemporaryDirectory(prefix="bench-gui-") as home:
+        env = dict(
+            os.environ,
+            QT_QPA_PLATFORM="offscreen",
+            HOME=home,
+            XDG_CONFIG_HOME=f"{home}/config",
+            XDG_DATA_HOME=f"{home}/data",
+            PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
+        )
+        env.pop("PYTHONASYNCIODEBUG", None)
+        rows = (
+            ("softphone gui", [str(softphone), "gui", "--exit-after-show", "--no-single-instance"]),
+            ("floor: PySide6 + empty QMainWindow", [str(python), "-c", FLOOR]),
+            ("part: python -c 'import softphone.ua'", [str(python), "-c", IMPORT % "softphone.ua"]),
+            ("part: python -c 'import ui.app'", [str(python), "-c", IMPORT % "ui.app"]),
+        )
+        print(f"(a) cold start, QT_QPA_PLATFORM=offscreen, median of {STARTS}; target 1 s")
+        print(f"{'what':<38} {'shown s':>8} {'exit s':>7}   runs to shown (s)")
+        for what, args in rows:
+            try:
+                runs = [_timed_start(args, env) for _ in range(STARTS)]
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"{what:<38} failed: {exc}")
+                continue
+            shown = statistics.median(r[0] for r in runs)
+            total = statistics.median(r[1] for r in runs)
+            listing = ", ".join(f"{r[0]:.2f}" for r in runs)
+            print(f"{what:<38} {shown:8.3f} {total:7.3f}   {listing}")
+
+
+# ---- (b) stalls during a call ------------------------------------------------------------------
+
+
+def _describe(handle: asyncio.Handle) -> str:
+    """The task (coroutine) a handle steps, or the callback's repr."""
+    callback = getattr(handle, "_callback", None)
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = task.get_coro()
+        return f"task {getattr(coro, '__qualname__', coro)!s}"
+    return repr(handle)[:200]
+
+
+def _stack(frame: Any) -> str:
+    """The innermost frames of the project (softphone/, ui/) and the library below them."""
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    parts = []
+    for f in frames[:40]:
+        name = f.f_code.co_filename
+        short = name.split("/site-packages/")[-1].replace(str(ROOT) + "/", "")
+        parts.append(f"{short}:{f.f_lineno} {f.f_code.co_name}")
+    ours = [p for p in parts if p.startswith(("softphone/", "ui/"))]
+    return " <- ".join(parts[:2] + [p for p in ours[:4] if p not in parts[:2]])
+
+
+class CallbackTimer:
+    """Times every asyncio callback run in this process (``Handle._run`` wrapped); a sampler
+    thread records the main thread's stack whenever a callback has run for 15 ms or more."""
+
+    def __init__(self) -> None:
+        self.slow: list[tuple[float, float, str]] = []  # (start monotonic, seconds, what)
+        self.samples: dict[float, list[str]] = {}  # callback start -> stacks seen during it
+        self._original: Callable[[Any], None] | None = None
+        self._current: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self, main: int) -> None:
+        while not self._stop.wait(0.005):
+            t0 = self._current
+            if t0 is not None and time.monotonic() - t0 >= 0.015:
+                frame = sys._current_frames().get(main)
+                if frame is not None:
+                    self.samples.setdefault(t0, []).append(_stack(frame))
+
+    def __enter__(self) -> CallbackTimer:
+        original = asyncio.Handle._run
+        self._original = original
+        me = self
+
+        def timed(handle: asyncio.Handle) -> None:
+            t0 = time.monotonic()
+            me._current = t0
+            try:
+                original(handle)
+            finally:
+                me._current = None
+            took = time.monotonic() - t0
+            if took >= 0.010:
+                me.slow.append((t0, took, _describe(handle)))
+
+        setattr(asyncio.Handle, "_run", timed)  # noqa: B010 - patched for this process only
+        self._thread = threading.Thread(
+            target=self._sample, args=(threading.get_ident(),), daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._original is not None:
+            setattr(asyncio.Handle, "_run", self._original)  # noqa: B010
+
+
+class Ticker:
+    """Sleeps TICK on the loop and records how late each wake-up is."""
+
+    def __init__(self) -> None:
+        self.lags: list[tuple[float, float]] = []  # (expected wake-up, lag seconds)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            expected = time.monotonic() + TICK
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            self.lags.append((expected, max(0.0, now - expected)))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def report(label: str, ticker: Ticker, timer: CallbackTimer, began: float, ended: float) -> None:
+    lags = [lag for at, lag in ticker.lags if began <= at <= ended]
+    if not lags:
+        print(f"{label}: no ticks")
+        return
+    lags_ms = sorted(1000 * lag for lag in lags)
+    p99 = lags_ms[min(len(lags_ms) - 1, int(0.99 * len(lags_ms)))]
+    over = sum(1 for lag in lags_ms if lag > 20)
+    print(
+        f"{label}: {len(lags_ms)} ticks; lag median {statistics.median(lags_ms):.1f} ms, "
+        f"p99 {p99:.1f} ms, max {lags_ms[-1]:.1f} ms; {over} ticks over 20 ms"
+    )
+    worst_at = max((t for t in ticker.lags if began <= t[0] <= ended), key=lambda t: t[1])[0]
+    slow = sorted((s for s in timer.slow if began <= s[0] <= ended), key=lambda s: -s[1])
+    for t0, took, what in slow[:4]:
+        mark = " <- at the max lag" if t0 - 0.05 <= worst_at <= t0 + took + 0.05 else ""
+        print(f"    {1000 * took:6.1f} ms at +{t0 - began:5.2f} s: {what}{mark}")
+        stacks = timer.samples.get(t0, [])
+        for stack in sorted(set(stacks), key=stacks.count, reverse=True)[:2]:
+            print(f"        {stacks.count(stack)}x {stack}")
+    if not slow:
+        print("    no asyncio callback took 10 ms or more (the stall was outside asyncio: Qt)")
+
+
+def answer_trust_questions(*phones: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    for phone in phones:
+        for dialog in list(phone.bridge.open_dialogs.values()):
+            if dialog.isVisible():
+                QTest.mouseClick(dialog.once_button, Qt.MouseButton.LeftButton)
+
+
+async def until(condition: Callable[[], Any], what: str) -> Any:
+    async with asyncio.timeout(WAIT):
+        while True:
+            value = condition()
+            if value:
+                return value
+            await asyncio.sleep(0.02)
+    raise AssertionError(what)  # pragma: no cover
+
+
+async def gui_call(
+    label: str, accounts: list[tuple[Any, dict[str, Any]]], dial: str, workdir: Path
+) -> None:
+    """Two Phones, alice dials ``dial``, bob auto-answers, talk, alice hangs up; lag report."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from ui.app import Phone
+
+    phones: list[Phone] = []
+    ticker, timer = Ticker(), CallbackTimer()
+    try:
+        for i, (account, options) in enumerate(accounts):
+            phone = Phone(history_path=workdir / f"history-{label}-{i}.json")
+            phone.window.show()
+            phone.add_account(
+                account,
+                pin_store_path=workdir / f"pins-{label}-{i}.json",
+                auto_answer=i == 1,
+                **options,
+            )
+            phones.append(phone)
+        alice, bob = phones
+        for phone in phones:
+            aor = phone.user_agents[0].account.aor
+
+            def registered(p: Phone = phone, a: str = aor) -> bool:
+                return bool(p.window.view(a).state == "Registered")
+
+            await until(registered, "registered")
+        with timer:
+            ticker.start()
+            began = time.monotonic()
+            alice.window.set_dial_text(dial)
+            QTest.mouseClick(alice.window.call_button, Qt.MouseButton.LeftButton)
+
+            def established() -> Any:
+                answer_trust_questions(alice, bob)
+                if alice.window.dial_error.text():
+                    raise RuntimeError(alice.window.dial_error.text())
+                for window in alice.calls.windows.values():
+                    if window.presenter.phase == "established":
+                        return window
+                return None
+
+            window = await until(established, "alice in call")
+            setup = time.monotonic() - began
+            await asyncio.sleep(TALK_SECONDS)
+            QTest.mouseClick(window.hangup_button, Qt.MouseButton.LeftButton)
+            await until(lambda: window.presenter.phase == "ended", "alice ended")
+            ended = time.monotonic()
+            await ticker.stop()
+        report(
+            f"{label} (dial → 200 {1000 * setup:.0f} ms, {TALK_SECONDS:g} s talk, hang-up)",
+            ticker,
+            timer,
+            began,
+            ended,
+        )
+    finally:
+        await ticker.stop()
+        for phone in phones:
+            await phone.close()
+
+
+async def sips_call(workdir: Path) -> None:
+    from softphone.ua.account import Account, ResolveEntry
+    from tests.interop.kamailio import (
+        DEFAULT_USERS,
+        KamailioError,
+        KamailioServer,
+        find_kamailio,
+        find_tls_module,
+    )
+    from tests.interop.pki import LabPKI
+
+    binary = find_kamailio()
+    if binary is None or find_tls_module(binary) is None:
+        print("sips: kamailio (with its TLS module) not installed: not measured")
+        return
+    server = KamailioServer(workdir / "kamailio", LabPKI.create(workdir / "pki"), binary=binary)
+    try:
+        await asyncio.to_thread(server.start)
+    except KamailioError as exc:
+        print(f"sips: kamailio did not start: {exc}")
+        return
+    try:
+        accounts = [
+            (
+                Account(
+                    aor=f"sips:{user}@{server.domain}",
+                    registrar=f"sips:{server.domain}:{server.tls_port}",
+                    resolve=(ResolveEntry(server.domain, server.tls_port, "127.0.0.1"),),
+                    ca_file=server.ca_cert_path,
+                ),
+                {"password": DEFAULT_USERS[user]},
+            )
+            for user in ("alice", "bob")
+        ]
+        await gui_call("sips: via Kamailio", accounts, f"sips:bob@{server.domain}", workdir)
+    finally:
+        await asyncio.to_thread(server.close)
+
+
+async def sipsec_call(workdir: Path) -> None:
+    from softphone.security.identity import new_identity
+    from softphone.ua import Account, ResolveEntry
+    from softphone.ua.account import SipsecAccept
+    from softphone.ua.useragent import Backoff
+    from tests.transport import certs
+    from tests.ua.sipsec_proxy import PROXY_DOMAIN, SipsecProxy
+
+    ca = certs.make_ca("bench GUI CA")
+    now = dt.datetime.now(dt.UTC)
+    async with SipsecProxy(ca) as proxy:
+        accounts = [
+            (
+                Account(
+                    aor=f"sips:{who}",
+                    registrar=f"sips:{PROXY_DOMAIN}:{proxy.port}",
+                    resolve=(ResolveEntry(PROXY_DOMAIN, proxy.port, "127.0.0.1"),),
+                    sipsec_accept=SipsecAccept.ACCEPT,
+                ),
+                {
+                    "anchors": (ca.cert,),
+                    "backoff": Backoff(base=0.05, cap=0.5),
+                    "identity": new_identity(f"sip:{who}", now=now),
+                    "password": "unused",
+                },
+            )
+            for who in ("alice@atlanta.test", "bob@biloxi.test")
+        ]
+        await gui_call("sipsec: via the test proxy", accounts, "sipsec:bob@biloxi.test", workdir)
+
+
+def stalls() -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    print(f"(b) event-loop lag during a GUI call (ticker every {TICK * 1000:g} ms); target 20 ms")
+    scenarios: list[Callable[[Path], Coroutine[Any, Any, None]]] = [sips_call, sipsec_call]
+    with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
+        for scenario in scenarios:
+            loop = qasync.QEventLoop(app)
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(asyncio.wait_for(scenario(Path(tmp)), 120))
+            except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
+                print(f"{scenario.__name__}: failed: {type(exc).__name__}: {exc}")
+            finally:
+                loop.close()
+                asyncio.set_event_loop(None)
+
+
+def main() -> None:
+    print("shared 2-core machine: figures are from one run, read them as shapes")
+    cold_start()
+    print()
+    stalls()
+
+
+if __name__ == "__main__":
+    main()
