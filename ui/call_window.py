@@ -3,7 +3,8 @@ and the security panel (UX.md's three answers).
 
 It shows a :class:`~ui.call_presenters.CallPresenter` and acts on the engine's ``Call``
 (duck-typed: ``hangup()``, and when this engine has them ``hold()``/``resume()``,
-``send_dtmf(digits)``, ``set_muted(bool)``). A control whose engine piece is missing stays
+``send_dtmf(digits)``, ``set_muted(bool)``/``muted``, ``levels()`` polled at 10 Hz for the
+microphone and speaker bars). A control whose engine piece is missing stays
 visible, disabled, with a tooltip saying what is missing. Every action has a keyboard path:
 Tab order, Alt+letter mnemonics, and the keypad's digits as shortcuts.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -32,7 +34,7 @@ from softphone.ua.call import CallError
 from ui.call_presenters import CallPresenter, Level, keypad_digits
 from ui.security_panel import SecurityPanel
 
-__all__ = ["CallWindow", "Runner"]
+__all__ = ["CallWindow", "Runner", "level_bar", "level_words", "set_level"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,41 @@ log = logging.getLogger(__name__)
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
 NOT_ANSWERED = "Available once the call is answered"
+#: The level bars span LEVEL_FLOOR_DB..0 dBFS; below the floor reads "silent".
+LEVEL_FLOOR_DB = -60
+LEVEL_POLL_MS = 100
+
+
+def level_words(dbfs: float) -> str:
+    """A level in words for the bar's text: "-23 dBFS", or "silent" below the floor."""
+    if not math.isfinite(dbfs) or dbfs < LEVEL_FLOOR_DB:
+        return "silent"
+    return f"{dbfs:.0f} dBFS"
+
+
+def set_level(bar: QProgressBar, dbfs: float, words: str | None = None) -> None:
+    """Show ``dbfs`` on ``bar``; the words go in its format and in the label beside it (its
+    buddy's value label, see :func:`level_row`), outside the bar so they stay readable."""
+    value = 0 if not math.isfinite(dbfs) else round(min(0.0, dbfs) - LEVEL_FLOOR_DB)
+    bar.setValue(max(0, value))
+    text = words if words is not None else level_words(dbfs)
+    bar.setFormat(text)
+    label = bar.property("value_label")
+    if isinstance(label, QLabel):
+        label.setText(text)
+
+
+def level_bar(name: str) -> tuple[QProgressBar, QLabel]:
+    """A level bar (-60..0 dBFS) with its value in words in a label beside it."""
+    bar = QProgressBar()
+    bar.setRange(0, -LEVEL_FLOOR_DB)
+    bar.setTextVisible(False)
+    bar.setAccessibleName(f"{name} level")
+    value = QLabel()
+    value.setMinimumWidth(value.fontMetrics().horizontalAdvance("-00 dBFS__"))
+    bar.setProperty("value_label", value)
+    set_level(bar, -math.inf)
+    return bar, value
 
 
 def _has(call: Any, *names: str) -> bool:
@@ -95,12 +132,7 @@ class CallWindow(QWidget):
         status.addWidget(self.timer_label)
         column.addLayout(status)
 
-        self.level_bar = QProgressBar()
-        self.level_bar.setRange(0, 100)
-        self.level_bar.setFormat("Audio level %p%")
-        self.level_bar.setVisible(False)  # only when the engine reports levels
-        column.addWidget(self.level_bar)
-
+        column.addLayout(self._levels())
         column.addLayout(self._controls())
         column.addLayout(self._keypad())
         self.message = QLabel()
@@ -115,9 +147,52 @@ class CallWindow(QWidget):
         self.ticker.setInterval(1000)
         self.ticker.timeout.connect(self._tick)
         self.ticker.start()
+        #: ~10 Hz poll of ``call.levels()`` while the call is established.
+        self.level_poll = QTimer(self)
+        self.level_poll.setInterval(LEVEL_POLL_MS)
+        self.level_poll.timeout.connect(self.poll_levels)
         self.refresh()
 
     # -- building ------------------------------------------------------------------------
+
+    def _levels(self) -> QGridLayout:
+        """Two level bars with their value in words (never colour alone): what our
+        microphone sends and what the speaker plays."""
+        grid = QGridLayout()
+        self.level_labels: list[QLabel] = []
+        bars: list[QProgressBar] = []
+        for row, name in enumerate(("Microphone", "Speaker")):
+            label = QLabel(f"{name}:")
+            bar, value = level_bar(name)
+            label.setBuddy(bar)
+            grid.addWidget(label, row, 0)
+            grid.addWidget(bar, row, 1)
+            grid.addWidget(value, row, 2)
+            self.level_labels += [label, value]
+            bars.append(bar)
+        self.mic_bar, self.speaker_bar = bars
+        grid.setColumnStretch(1, 1)
+        return grid
+
+    def _show_levels(self, visible: bool) -> None:
+        for widget in (self.mic_bar, self.speaker_bar, *self.level_labels):
+            widget.setVisible(visible)
+
+    def poll_levels(self) -> None:
+        """Read ``call.levels()`` (sent, received dBFS) into the two bars."""
+        if not _has(self.call, "levels"):
+            return
+        try:
+            sent, received = self.call.levels()
+        except Exception:  # a level is decoration: never let it break the window
+            log.exception("reading the audio levels failed")
+            self.level_poll.stop()
+            return
+        if self.muted:
+            set_level(self.mic_bar, -math.inf, "Muted")
+        else:
+            set_level(self.mic_bar, sent)
+        set_level(self.speaker_bar, received)
 
     def _controls(self) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -171,9 +246,13 @@ class CallWindow(QWidget):
         p = self.presenter
         self.phase_label.setText(p.phase_words)
         self.timer_label.setText(p.timer(self.clock()))
-        if p.level is not None:
-            self.level_bar.setVisible(True)
-            self.level_bar.setValue(round(p.level * 100))
+        levels = _has(self.call, "levels")
+        self._show_levels(levels)
+        if levels and p.phase == "established" and not self.level_poll.isActive():
+            self.level_poll.start()
+        elif p.phase != "established" and self.level_poll.isActive():
+            self.level_poll.stop()
+            self.poll_levels()
         self.security.show_model(p.panel(), ledger_missing=self.ledger_missing)
         if p.safety_number and self.security.qr_payload is None and self.qr_source is not None:
             self.security.show_qr(self.qr_source())
@@ -182,6 +261,9 @@ class CallWindow(QWidget):
         established = p.phase == "established"
         ended = p.phase == "ended"
         self._enable(self.mute_button, established, _has(self.call, "set_muted"), "mute")
+        engine_muted = getattr(self.call, "muted", None)
+        if isinstance(engine_muted, bool) and engine_muted != self.muted:
+            self.mute_button.setChecked(engine_muted)  # the engine's state wins
         self._enable(self.hold_button, established, _has(self.call, "hold", "resume"), "hold")
         self.hold_button.setText("Res&ume" if "us" in p.held_by else "H&old")
         self.hold_button.setChecked("us" in p.held_by)
@@ -196,6 +278,7 @@ class CallWindow(QWidget):
             self.hangup_button.setToolTip("This window shows events only: no call to end")
         if ended:
             self.ticker.stop()
+            self.level_poll.stop()
             self.setWindowTitle(f"Call with {p.peer} (ended)")
 
     def _enable(self, button: QPushButton, now: bool, supported: bool, what: str) -> None:
@@ -253,6 +336,10 @@ class CallWindow(QWidget):
             return
         self.muted = on
         self.mute_button.setText("Un&mute" if on else "&Mute")
+        self.mute_button.setToolTip(
+            "The other side hears silence until you unmute" if on else "Mute your microphone"
+        )
+        self.poll_levels()
 
     def _dtmf(self, digit: str) -> None:
         if not _has(self.call, "send_dtmf") or self.presenter.phase != "established":
@@ -266,4 +353,5 @@ class CallWindow(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802  # Qt's name
         self.ticker.stop()
+        self.level_poll.stop()
         super().closeEvent(event)

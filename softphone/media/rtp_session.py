@@ -34,6 +34,13 @@ and :class:`MediaSecurityFailed` is emitted: the call ends with its reason (fail
 DTLS records after the handshake (retransmissions, strangers' forgeries) are answered by
 OpenSSL or dropped and counted (``dtls-after-handshake``); they never change the keys.
 
+Mute and levels (the in-call window): with :attr:`MediaSession.muted` set, the source is still
+read (a microphone's buffer keeps draining) but each frame is replaced by digital silence that
+is encoded and sent as usual, so RTP timestamps and sequence numbers stay continuous and the
+peer's media timeout never fires (RFC 3550 §5.1; we do not send comfort noise, RFC 3389, since
+no ``CN`` payload is negotiated). :attr:`~MediaSession.sent_dbfs` and
+:attr:`~MediaSession.received_dbfs` hold the RMS level of the last frame sent and played.
+
 Events go to ``on_event``: :class:`MediaStatistics` every ``stats_interval``,
 :class:`MediaTimeout` when no RTP arrived for ``media_timeout`` seconds while the peer should
 be sending, :class:`MediaResumed`, :class:`SourceLatched`, :class:`DtmfReceived`,
@@ -46,9 +53,12 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import math
+import operator
 import secrets
 import socket
 import time
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +98,7 @@ __all__ = [
     "MediaTimeout",
     "ReservedPorts",
     "SourceLatched",
+    "level_dbfs",
     "protection_for",
     "reserve_ports",
 ]
@@ -373,6 +384,11 @@ class MediaSession:
         self.dtls = dtls
         self._secured: asyncio.Future[SrtpKeys] | None = None
         self._media_drops: Counter[str] = Counter()  # reasons outside DropReason
+        #: Microphone mute: the source is still read (its buffer drains) but silence is sent.
+        self.muted = False
+        #: RMS (dBFS) of the last frame sent / played; -inf for digital silence or none yet.
+        self.sent_dbfs = -math.inf
+        self.received_dbfs = -math.inf
         if dtls is not None:
             if negotiated.keying is not Keying.DTLS_SRTP:
                 raise ValueError("a DTLS endpoint for a call not keyed by DTLS-SRTP")
@@ -598,6 +614,12 @@ class MediaSession:
     def tick(self, now: float) -> None:
         """One frame period: send one frame, play one frame, check the media timeout."""
         frame = self.source.read()
+        if self.muted and frame is not None:
+            # RFC 3550 §5.1: keep sending (silence) so timestamps and the peer's media
+            # timeout stay continuous; no comfort noise (RFC 3389) is negotiated.
+            frame = _SILENT_FRAME
+        sending = frame is not None and self.negotiated.direction.sends
+        self.sent_dbfs = level_dbfs(frame) if sending and frame is not None else -math.inf
         self._send_frame(frame)
         self._playout(now)
         self._check_timeout(now)
@@ -653,6 +675,7 @@ class MediaSession:
             pcm = self._concealer.conceal()
         else:
             pcm = _SILENT_FRAME
+        self.received_dbfs = level_dbfs(pcm)
         if self.sink is not None:
             self.sink.write(pcm)
 
@@ -908,6 +931,17 @@ class MediaSession:
                 **{reason: n for reason, n in sorted(self._media_drops.items()) if n},
             },
         )
+
+
+def level_dbfs(pcm: bytes) -> float:
+    """RMS of one frame of s16 PCM in dBFS (-inf for digital silence); cheap enough to run
+    on every frame sent and played (one C-level multiply-sum over the samples)."""
+    data = array("h")
+    data.frombytes(pcm[: len(pcm) // 2 * 2])
+    if not data:
+        return -math.inf
+    power = sum(map(operator.mul, data, data)) / len(data)
+    return 10 * math.log10(power / (32768 * 32768)) if power else -math.inf
 
 
 def _fit(pcm: bytes) -> bytes:

@@ -39,7 +39,16 @@ from softphone.ua.account import (
     parse_account,
     save_account,
 )
+from softphone.ua.audio import (
+    AudioDevice,
+    AudioDeviceError,
+    DeviceChoices,
+    InputMeter,
+    play_test_tone,
+    scan_devices,
+)
 from softphone.ua.events import (
+    CallMuted,
     ConnectionLost,
     ConnectionRestored,
     Event,
@@ -52,6 +61,17 @@ from softphone.ua.events import (
     event_from_json,
 )
 from softphone.ua.history import CallHistory, HistoryEntry, default_history_path
+from softphone.ua.identity import (
+    IDENTITY_ERRORS,
+    IdentityExistsError,
+    IdentityStore,
+    IdentitySummary,
+    create_identity,
+    current_identity,
+    default_identity_dir,
+    export_identity_certificate,
+    import_identity,
+)
 from softphone.ua.registration import RegistrationError, RegistrationState
 from softphone.ua.secrets import (
     KeyringAccessError,
@@ -69,20 +89,29 @@ from softphone.ua.trustgate import Answerer, TrustPolicy
 from softphone.ua.useragent import Backoff, UserAgent
 
 __all__ = [
+    "IDENTITY_ERRORS",
     "Account",
     "AccountError",
     "Answerer",
+    "AudioDevice",
+    "AudioDeviceError",
     "Backoff",
     "CallHistory",
+    "CallMuted",
     "CertificateRecord",
     "CertificateSummary",
     "ConnectionLost",
     "ConnectionRestored",
     "Contact",
     "ContactState",
+    "DeviceChoices",
     "Event",
     "EventKind",
     "HistoryEntry",
+    "IdentityExistsError",
+    "IdentityStore",
+    "IdentitySummary",
+    "InputMeter",
     "KeyringAccessError",
     "LedgerHistoryEntry",
     "Nameserver",
@@ -109,18 +138,25 @@ __all__ = [
     "TrustRequired",
     "Unregistered",
     "UserAgent",
+    "create_identity",
+    "current_identity",
     "default_history_path",
+    "default_identity_dir",
     "delete_password",
     "ensure_instance_id",
     "event_from_json",
+    "export_identity_certificate",
     "fingerprint_groups",
     "fingerprint_sha256",
     "get_password",
     "get_secret",
+    "import_identity",
     "load_account",
     "parse_account",
+    "play_test_tone",
     "qr_png",
     "safety_number",
     "save_account",
+    "scan_devices",
     "set_password",
 ]

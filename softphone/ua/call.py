@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -86,7 +87,7 @@ from softphone.ua.callstate import (
     quoted_safe,
     signalling_protection,
 )
-from softphone.ua.events import CallState, Event, MediaStarted
+from softphone.ua.events import CallMuted, CallState, Event, MediaStarted
 from softphone.ua.reinvite import ReinviteMixin
 from softphone.ua.smime_call import SmimeCallMixin
 from softphone.ua.sound import CallSound, CallSoundMixin
@@ -222,6 +223,7 @@ class Call(ReinviteMixin, SmimeCallMixin, CallSoundMixin):
         #: RFC 3261 §23 S/MIME for this call (softphone.ua.smime_call), None when off.
         self.smime: CallSmime | None = None
         self._sound: CallSound | None = None  # softphone.ua.sound
+        self._muted = False  # kept across media restarts (re-INVITE, media start)
 
     def __repr__(self) -> str:
         return f"<Call {self.direction.value} {self.peer} {self.phase.value}>"
@@ -697,6 +699,7 @@ class Call(ReinviteMixin, SmimeCallMixin, CallSoundMixin):
             media_timeout=self.media_timeout,
             dtls=dtls,
         )
+        session.muted = self._muted
         self.media, self.negotiated = session, negotiated
         await session.start()
         self._set_phase(CallPhase.ESTABLISHED)
@@ -728,6 +731,31 @@ class Call(ReinviteMixin, SmimeCallMixin, CallSoundMixin):
                 signalling=signalling_protection(self.over_tls, end_to_end=self._host.end_to_end),
             )
         )
+
+    @property
+    def muted(self) -> bool:
+        """Whether our microphone is muted (silence is sent; see :meth:`set_muted`)."""
+        return self._muted
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute or unmute our microphone. RTP keeps flowing with silent frames (RFC 3550
+        §5.1: continuous timestamps, so the peer's jitter buffer and media timeout stay
+        sane); a local action, no re-INVITE (unlike hold, RFC 3264 §8.4). Emits
+        :class:`~softphone.ua.events.CallMuted` when the state changes."""
+        if muted == self._muted:
+            return
+        self._muted = muted
+        if self.media is not None:
+            self.media.muted = muted
+        self._host.emit(CallMuted(call_id=self.call_id, muted=muted))
+
+    def levels(self) -> tuple[float, float]:
+        """(sent, received) RMS of the last 20 ms frame in dBFS; ``-inf`` for silence or
+        when no media runs. Cheap: read off the media session, safe to poll at 10 Hz."""
+        media = self.media
+        if media is None:
+            return (-math.inf, -math.inf)
+        return (media.sent_dbfs, media.received_dbfs)
 
     def _on_media_event(self, event: MediaEvent) -> None:
         if isinstance(event, MediaDtmf):

@@ -558,3 +558,24 @@ class SmimeStatus(Event):
 
 __all__ += ["SMIME_PROTECTIONS", "SmimeStatus"]
 EVENT_TYPES[SmimeStatus.name] = SmimeStatus
+
+
+@dataclass(frozen=True)
+class CallMuted(Event):
+    """Our microphone on call ``call_id`` was muted (``muted`` True) or unmuted: a local
+    action, no signalling. While muted the media session sends silent frames (RFC 3550 §5.1:
+    RTP keeps flowing with continuous timestamps), so the peer hears nothing."""
+
+    name: ClassVar[str] = "call_muted"
+
+    call_id: str
+    muted: bool
+
+    def __post_init__(self) -> None:
+        _check_str("call_id", self.call_id)
+        if not isinstance(self.muted, bool):
+            raise TypeError("muted must be a bool")
+
+
+__all__ += ["CallMuted"]
+EVENT_TYPES[CallMuted.name] = CallMuted

@@ -13,6 +13,7 @@ from softphone.ua.account import Account, Transport
 from softphone.ua.events import (
     EVENT_TYPES,
     CallHeld,
+    CallMuted,
     CallState,
     ConnectionLost,
     ConnectionRestored,
@@ -73,6 +74,7 @@ def sample_events() -> list[Event]:
         DtmfReceived("c1", "#"),
         MediaDowngraded("c1", "the other side turned off encryption (re-INVITE without SRTP)"),
         SmimeStatus("c1", "sent", "signed", "no certificate of sip:bob@example.com is known"),
+        CallMuted("c1", True),
     ]
 
 
@@ -124,6 +126,7 @@ def test_every_event_has_its_name_first_and_one_line() -> None:
             "dtmf_received",
             "media_downgraded",
             "smime_status",
+            "call_muted",
         }
     )
 

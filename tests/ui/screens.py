@@ -9,6 +9,7 @@ stand-in for widgets-only tests (the end-to-end test uses a real ``Call``).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ class FakeCall:
     incoming: bool = False
     dtmf_ok: bool = True
     actions: list[str] = field(default_factory=list)
+    muted: bool = False
+    #: What ``levels()`` reports: (sent, received) dBFS, as the engine's Call.levels().
+    sample_levels: tuple[float, float] = (-18.0, -31.0)
 
     @property
     def direction(self) -> _Direction:
@@ -69,6 +73,14 @@ class FakeCall:
         if not self.dtmf_ok:
             raise CallError("the other phone did not offer telephone-event (RFC 4733)")
         self.actions.append(f"dtmf {digits}")
+
+    def set_muted(self, muted: bool) -> None:
+        if muted != self.muted:
+            self.actions.append("mute" if muted else "unmute")
+        self.muted = muted
+
+    def levels(self) -> tuple[float, float]:
+        return (-math.inf if self.muted else self.sample_levels[0], self.sample_levels[1])
 
 
 def sips_call_events(call_id: str = "c-sips") -> list[Any]:
@@ -262,6 +274,7 @@ def screens() -> dict[str, Any]:
     for event in sips_call_events():
         bridge.on_event(ALICE, event)
     result["call-window-sips"] = manager.windows["c-sips"]
+    manager.windows["c-sips"].poll_levels()  # the level bars as the 10 Hz poll shows them
 
     for event in sipsec_call_events():
         bridge.on_event(ALICE, event)
@@ -303,6 +316,33 @@ def screens() -> dict[str, Any]:
     settings = SettingsDialog(Account(aor=ALICE, registrar="sips:atlanta.test"), None)
     settings.tabs.setCurrentIndex(1)
     result["settings-security"] = settings
+
+    import tempfile
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from softphone.security.identity import new_identity
+    from softphone.ua import AudioDevice, DeviceChoices, IdentityStore
+    from softphone.ua.identity import summarise_identity
+    from ui.call_window import set_level
+
+    empty = IdentityStore(Path(tempfile.mkdtemp(prefix="screens-id-")))
+    identity = SettingsDialog(Account(aor=ALICE), None, identity_store=empty)
+    now = dt.datetime.now(dt.UTC)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    material = new_identity("sip:alice@atlanta.test", now=now, private_key=key)
+    identity.show_identity(summarise_identity(material.cert, now=now))
+    identity.tabs.setCurrentIndex(2)
+    result["settings-identity"] = identity
+
+    audio = SettingsDialog(Account(aor=ALICE), None, identity_store=empty)
+    audio.tabs.blockSignals(True)  # a picture: no device is opened
+    audio.tabs.setCurrentWidget(audio.audio_page)
+    headset = AudioDevice(3, "USB headset", "ALSA", 1, 2, 48000.0)
+    pulse = AudioDevice(5, "pulse", "ALSA", 32, 32, 44100.0, True, True)
+    audio.show_devices(DeviceChoices((headset, pulse), (headset, pulse)))
+    set_level(audio.input_level, -24.4)
+    result["settings-audio"] = audio
 
     from ui.contacts_view import ContactsView
 

@@ -7,6 +7,7 @@ proxy INVITEs yet) from the INVITE to the history entry; and the screenshots at 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -297,14 +298,28 @@ def test_call_window_controls(qtbot: QtBot) -> None:
     assert not w.hold_button.isEnabled() and w.hold_button.toolTip() == (
         "Available once the call is answered"
     )
-    assert not w.mute_button.isEnabled()  # this engine has no mute: it says so
-    assert w.mute_button.toolTip() == "This version of the engine cannot mute yet"
+    assert not w.mute_button.isEnabled() and w.mute_button.toolTip() == (
+        "Available once the call is answered"
+    )
+    assert not w.level_poll.isActive()  # no levels before the call is established
     h.feed(*screens.sips_call_events("c1"))
     assert w.phase_label.text() == "In call"
     h.now += 65
     w._tick()
     assert w.timer_label.text() == "1:05"
-    assert not w.level_bar.isVisible()  # no levels from this engine
+    assert w.level_poll.isActive() and w.level_poll.interval() == 100  # ~10 Hz
+    w.poll_levels()
+    assert w.mic_bar.text() == "-18 dBFS" and w.speaker_bar.text() == "-31 dBFS"
+    assert w.mic_bar.value() == 42 and w.speaker_bar.value() == 29  # of 60 (-60..0 dBFS)
+    assert w.mute_button.isEnabled()
+    click(w.mute_button)
+    assert call.muted and w.mute_button.isChecked() and w.mute_button.text() == "Un&mute"
+    assert w.mic_bar.text() == "Muted" and w.mic_bar.value() == 0  # words, not colour
+    click(w.mute_button)
+    assert not call.muted and w.mic_bar.text() == "-18 dBFS"
+    call.sample_levels = (-math.inf, -75.0)
+    w.poll_levels()
+    assert w.mic_bar.text() == "silent" and w.speaker_bar.text() == "silent"
     click(w.hold_button)
     h.feed(CallHeld("c1", "us", True))
     assert w.phase_label.text() == "On hold"
@@ -319,10 +334,32 @@ def test_call_window_controls(qtbot: QtBot) -> None:
     click(w.keypad["#"])
     assert "Could not send #: the other phone did not offer telephone-event" in w.message.text()
     click(w.hangup_button)
-    assert call.actions == ["hold", "resume", "dtmf 5", "hangup"]
+    assert call.actions == ["mute", "unmute", "hold", "resume", "dtmf 5", "hangup"]
     h.feed(CallState("c1", "outgoing", BOB, "ended", "hung up"))
     assert w.phase_label.text() == "Call ended: hung up"
     assert not w.hangup_button.isEnabled()
+    assert not w.level_poll.isActive()
+
+
+class CallWithoutMedia:
+    """An engine call with no mute and no levels: the window says what is missing."""
+
+    call_id = "c-sips"
+    peer = BOB
+    incoming = False
+
+    async def hangup(self) -> None:
+        pass
+
+
+def test_call_window_without_mute_or_levels_says_so(qtbot: QtBot) -> None:
+    h = Harness(qtbot)
+    h.bridge.call_started.emit(ALICE, CallWithoutMedia(), Protection.SIPS)
+    h.feed(*screens.sips_call_events("c-sips"))
+    w = h.manager.windows["c-sips"]
+    assert not w.mute_button.isEnabled()
+    assert w.mute_button.toolTip() == "This version of the engine cannot mute yet"
+    assert not w.mic_bar.isVisibleTo(w) and not w.level_poll.isActive()
 
 
 def test_we_compared_it_marks_verified_through_the_ledger(qtbot: QtBot) -> None:
@@ -464,6 +501,15 @@ def test_a_real_incoming_call_from_ringing_to_history(
         assert window.phase_label.text() == "In call"
         assert window.security.audio.words.text() == AUDIO_WORDS["sdes-hops"]
         assert window.security.summary_badge.text() == "Partly protected"
+        # Mute on the real Call: the engine's state and its CallMuted event reach the window.
+        assert window.mute_button.isEnabled() and window.level_poll.isActive()
+        click(window.mute_button)
+        assert call.muted and call.media is not None and call.media.muted
+        assert any(getattr(e, "name", "") == "call_muted" for e in host.events)
+        window.poll_levels()
+        assert window.mic_bar.text() == "Muted"
+        call.set_muted(False)  # from elsewhere (the agent): the window follows the engine
+        assert not window.mute_button.isChecked() and window.mute_button.text() == "&Mute"
         window.grab().save(str(tmp_path / "real-call.png"))
         click(window.hangup_button)
         await asyncio.wait_for(asyncio.shield(call.ended), WAIT)

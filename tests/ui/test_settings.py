@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from softphone.ua import Account, get_password, load_account, save_account
+from softphone.ua import Account, IdentityStore, get_password, load_account, save_account
 from softphone.ua.account import SipsecAccept, SmimeMode
 from tests.keyrings import InMemoryKeyring
 from ui.settings import SettingsDialog
@@ -25,7 +25,7 @@ def test_policies_and_password_are_saved(
     qtbot: QtBot, tmp_path: Path, memory_keyring: InMemoryKeyring
 ) -> None:
     path = account_file(tmp_path)
-    dialog = SettingsDialog(load_account(path), path)
+    dialog = SettingsDialog(load_account(path), path, identity_store=IdentityStore(tmp_path))
     qtbot.addWidget(dialog)
     dialog.srtp.setCurrentIndex(dialog.srtp.findData("optional"))
     dialog.sipsec.setCurrentIndex(dialog.sipsec.findData("reject"))
@@ -48,7 +48,7 @@ def test_failures_are_said_and_nothing_is_written(
 ) -> None:
     path = account_file(tmp_path)
     before = path.read_bytes()
-    dialog = SettingsDialog(load_account(path), path)
+    dialog = SettingsDialog(load_account(path), path, identity_store=IdentityStore(tmp_path))
     qtbot.addWidget(dialog)
     dialog.ca_file.setText(str(tmp_path / "missing.pem"))
     with qtbot.assertNotEmitted(dialog.saved):
