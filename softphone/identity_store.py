@@ -50,7 +50,10 @@ from softphone.security.identity import (
     load_private_key,
 )
 from softphone.storage import APP_NAME, atomic_write
-from softphone.ua.secrets import KeyringAccessError, NoSecureKeyringError, check_keyring
+
+# softphone.ua.secrets is imported where it is used: importing it at the top would run
+# softphone/ua/__init__.py, whose identity helpers import this module (a cycle that broke
+# `import softphone.identity_store` and so `softphone cert`).
 
 __all__ = [
     "CERT_FILE",
@@ -117,6 +120,8 @@ def default_identity_dir() -> Path:
 
 
 def _keyring_failed(exc: keyring.errors.KeyringError, action: str) -> Exception:
+    from softphone.ua.secrets import KeyringAccessError, NoSecureKeyringError
+
     if isinstance(exc, keyring.errors.NoKeyringError):
         return NoSecureKeyringError(type(exc).__name__, "keyring found no backend")
     if isinstance(exc, keyring.errors.KeyringLocked):
@@ -201,6 +206,8 @@ class IdentityStore:
         if not key_matches(material.cert, material.key):
             raise IdentityError("the private key does not belong to the certificate")
         user = identity_aor(material.cert)
+        from softphone.ua.secrets import check_keyring
+
         backend = check_keyring()
         try:
             secret = backend.get_password(IDENTITY_SERVICE, user)
@@ -239,6 +246,8 @@ class IdentityStore:
             return None
 
     def _get_passphrase(self, user: str) -> bytes:
+        from softphone.ua.secrets import check_keyring
+
         backend = check_keyring()
         try:
             secret = backend.get_password(IDENTITY_SERVICE, user)
