@@ -9,9 +9,12 @@ Nothing here raises on a bad packet. :meth:`SrtpContext.unprotect` returns eithe
 packet or a :class:`DropReason`, and counts every drop, so that a forged, replayed or truncated
 datagram costs the receive loop one counter increment and nothing else.
 
-Suites this libsrtp build can run (pylibsrtp 1.0 exposes four profiles; its
-``srtp_crypto_policy_t`` is opaque, so the AES-192/256 counter-mode suites of RFC 6188 cannot be
-set up by hand either): see :data:`SUPPORTED_SUITES`.
+Suites: the four profiles pylibsrtp 1.0 exposes, plus AES_256_CM_HMAC_SHA1_80/_32 (RFC 6188),
+which libsrtp runs but has no *profile* for (it is not a DTLS-SRTP profile): its crypto policy is
+written field by field into libsrtp's ``srtp_crypto_policy_t`` (six ints, the layout of libsrtp
+2.x; checked by size at import, and the suites are left out if it differs) and the 46-octet
+master key handed over directly. The result is checked against libsrtp's own known answer
+(``srtp_validate_aes_256``) in tests/media/test_srtp.py. See :data:`SUPPORTED_SUITES`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Protocol
 
 from pylibsrtp import Error as _SrtpError
 from pylibsrtp import Policy, Session
+from pylibsrtp._binding import ffi as _ffi
 
 from softphone.sdp.crypto import SrtpSuite
 
@@ -60,7 +64,17 @@ _PROFILES: dict[SrtpSuite, int] = {
     SrtpSuite.AEAD_AES_256_GCM: Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
 }
 
-SUPPORTED_SUITES: frozenset[SrtpSuite] = frozenset(_PROFILES)
+#: libsrtp's srtp_crypto_policy_t fields for the RFC 6188 suites without a profile:
+#: (cipher_type SRTP_AES_ICM_256 = 5, cipher_key_len 32 + 14, auth_type SRTP_HMAC_SHA1 = 3,
+#: auth_key_len 20, auth_tag_len, sec_serv_conf_and_auth = 3).
+_CRYPTO_POLICIES: dict[SrtpSuite, tuple[int, int, int, int, int, int]] = {}
+if _ffi.sizeof("srtp_crypto_policy_t") == 6 * _ffi.sizeof("int"):
+    _CRYPTO_POLICIES = {
+        SrtpSuite.AES_256_CM_HMAC_SHA1_80: (5, 46, 3, 20, 10, 3),
+        SrtpSuite.AES_256_CM_HMAC_SHA1_32: (5, 46, 3, 20, 4, 3),
+    }
+
+SUPPORTED_SUITES: frozenset[SrtpSuite] = frozenset(_PROFILES) | frozenset(_CRYPTO_POLICIES)
 
 # libsrtp's error strings (pylibsrtp.ERRORS) mapped to our reasons.
 _REASONS = {
@@ -111,8 +125,23 @@ def _session(suite: SrtpSuite, key_salt: bytes, ssrc_type: int) -> Session:
             f"{suite.wire_name} needs {suite.key_salt_length} octets of key and salt, "
             f"got {len(key_salt)}"
         )
-    policy = Policy(key=key_salt, ssrc_type=ssrc_type, srtp_profile=_profile(suite))
-    return Session(policy)
+    fields = _CRYPTO_POLICIES.get(suite)
+    if fields is None:
+        policy = Policy(key=key_salt, ssrc_type=ssrc_type, srtp_profile=_profile(suite))
+        return Session(policy)
+    # Any profile, then its crypto policies overwritten for RTP and RTCP (see the module
+    # docstring); the key buffer must live as long as the session.
+    policy = Policy(ssrc_type=ssrc_type, srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80)
+    native = policy._policy  # pylibsrtp has no API for RFC 6188 suites
+    for part in (native.rtp, native.rtcp):
+        ints = _ffi.cast("int *", _ffi.addressof(part))
+        for i, value in enumerate(fields):
+            ints[i] = value
+    key = _ffi.new("unsigned char[]", key_salt)
+    native.key = key
+    session = Session(policy)
+    session._softphone_key = key  # type: ignore[attr-defined]  # keep the buffer alive
+    return session
 
 
 class SrtpContext:

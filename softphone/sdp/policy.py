@@ -48,13 +48,17 @@ class Keying(StrEnum):
 
 
 #: Offered in this order. GCM first (RFC 7714: authenticated encryption, no 32-bit tag);
-#: AES_CM_128_HMAC_SHA1_80 is the one every SDES phone supports (RFC 4568 §6.2.1 MUST).
-#: These are the suites libsrtp's profiles (and so pylibsrtp) implement.
+#: AES_CM_128_HMAC_SHA1_80 is the one every SDES phone supports (RFC 4568 §6.2.1 MUST); the
+#: AES-256 counter-mode suites (RFC 6188) come last, so that a peer offering only them is
+#: accepted while the tags of the others stay where peers have seen them (baresip 1.0 keeps
+#: the tag it chose across re-INVITEs). softphone.media.srtp runs all of them.
 DEFAULT_SUITES: tuple[SrtpSuite, ...] = (
     SrtpSuite.AEAD_AES_256_GCM,
     SrtpSuite.AEAD_AES_128_GCM,
     SrtpSuite.AES_CM_128_HMAC_SHA1_80,
     SrtpSuite.AES_CM_128_HMAC_SHA1_32,
+    SrtpSuite.AES_256_CM_HMAC_SHA1_80,
+    SrtpSuite.AES_256_CM_HMAC_SHA1_32,
 )
 
 #: The codecs of the media layer (aiortc.codecs), best first.

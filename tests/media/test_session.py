@@ -121,6 +121,8 @@ def _forged_rtp(seq: int, pt: int) -> bytes:
         ("PCMA", SrtpSuite.AES_CM_128_HMAC_SHA1_32, False),
         ("G722", SrtpSuite.AEAD_AES_128_GCM, True),
         ("opus", SrtpSuite.AEAD_AES_256_GCM, True),
+        ("opus", SrtpSuite.AES_256_CM_HMAC_SHA1_80, True),
+        ("PCMU", SrtpSuite.AES_256_CM_HMAC_SHA1_32, False),
     ],
 )
 async def test_srtp_audio_both_ways_and_strangers_dropped(

@@ -87,6 +87,7 @@ def reason_of(exc_info: pytest.ExceptionInfo[NegotiationError]) -> str:
 K30 = base64.b64encode(bytes(range(30))).decode()
 K28 = base64.b64encode(bytes(range(28))).decode()
 K44 = base64.b64encode(bytes(range(44))).decode()
+K46 = base64.b64encode(bytes(range(46))).decode()
 
 
 def test_mandatory_sdes_offer_exact() -> None:
@@ -116,11 +117,13 @@ a=crypto:1 AEAD_AES_256_GCM inline:{K44}
 a=crypto:2 AEAD_AES_128_GCM inline:{K28}
 a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{K30}
 a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:{K30}
+a=crypto:5 AES_256_CM_HMAC_SHA1_80 inline:{K46}
+a=crypto:6 AES_256_CM_HMAC_SHA1_32 inline:{K46}
 a=sendrecv
 """
     )
     assert offer.keying is Keying.SDES
-    assert [c.tag for c in offer.crypto] == [1, 2, 3, 4]
+    assert [c.tag for c in offer.crypto] == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize(
