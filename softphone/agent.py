@@ -90,6 +90,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from softphone.cliparse import Parser, UsageError
 from softphone.media.devices import AudioDeviceError, list_devices
 from softphone.media.dtmf import DTMF_DIGITS
 from softphone.media.rtp_session import MediaSession, MediaStatistics
@@ -127,17 +128,8 @@ NORMAL_ENDINGS = frozenset({"hung up", "the other side hung up"})
 STATS_INTERVAL = 5.0
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]  # raise, don't exit
-        raise _UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="softphone agent",
         description="Register a SIP account headlessly; one JSON event per line on stdout.",
     )
@@ -298,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except _UsageError as exc:
+    except UsageError as exc:
         print(f"{parser.format_usage()}softphone agent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exc:  # --help

@@ -37,6 +37,7 @@ from typing import TextIO
 
 from cryptography import x509
 
+from softphone.cliparse import Parser, UsageError
 from softphone.security.certificates import Identity, fingerprint_groups
 from softphone.security.pins import PinState, PinStoreError
 from softphone.security.trust import Purpose, TrustReport, evaluate
@@ -395,17 +396,8 @@ def _fingerprint(report: TrustReport) -> str:
 # --- the command ------------------------------------------------------------------------------
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]  # raise, don't exit
-        raise _UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="softphone doctor",
         description="Check the password store, audio, trusted CAs and (with --account) the "
         "registrar; say in plain words what is wrong. Exit 0: all OK, 1: a problem.",
@@ -437,7 +429,7 @@ async def amain(argv: Sequence[str], *, out: TextIO | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(argv))
-    except _UsageError as exc:
+    except UsageError as exc:
         print(f"{parser.format_usage()}softphone doctor: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exc:  # --help

@@ -56,6 +56,7 @@ from softphone.transport.tls import TLSConfig, TLSVersion
 from softphone.ua.call import Call, CallDirection, CallError, CallPhase
 from softphone.ua.events import Event, PeerIdentity, TrustRequired, TunnelState
 from softphone.ua.sound import AudioDevices
+from softphone.ua.timers import run_transaction_timers
 from softphone.ua.trustledger import identity_state_of
 
 if TYPE_CHECKING:
@@ -485,18 +486,9 @@ class TunnelHost:
         task.add_done_callback(self._tasks.discard)
 
     async def _timer_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._wake.clear()
-            deadline = self._layer.next_deadline()
-            delay = None if deadline is None else max(0.0, deadline - loop.time())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            now = loop.time()
-            deadline = self._layer.next_deadline()
-            if deadline is not None and deadline <= now:
-                self._run(self._layer.handle_timer(now))
+        await run_transaction_timers(
+            self._layer, self._wake, lambda now: self._run(self._layer.handle_timer(now))
+        )
 
 
 def _dialog_of(request: Request) -> DialogId | None:

@@ -143,6 +143,7 @@ from softphone.ua.sipsec import (
 )
 from softphone.ua.smime_call import SmimeSupport
 from softphone.ua.sound import AudioDevices
+from softphone.ua.timers import run_transaction_timers
 from softphone.ua.trace import Protection, TraceEntry, TraceHandler, first_line_of
 from softphone.ua.trustgate import Answerer, TrustGate, TrustPolicy, load_anchors
 from softphone.ua.trustledger import LedgerKeeper
@@ -543,18 +544,9 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
 
     async def _timer_loop(self) -> None:
         """Runs the transaction timers at ``next_deadline`` (sans-I/O layer, our clock)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            self._wake.clear()
-            deadline = self._layer.next_deadline()
-            delay = None if deadline is None else max(0.0, deadline - loop.time())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            now = loop.time()
-            deadline = self._layer.next_deadline()
-            if deadline is not None and deadline <= now:
-                self._run(self._layer.handle_timer(now), None)
+        await run_transaction_timers(
+            self._layer, self._wake, lambda now: self._run(self._layer.handle_timer(now), None)
+        )
 
     def _emit(self, event: Event) -> None:
         log.debug("event %s", event.name)
