@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from softphone.ua import (
     Account,
     AccountError,
     CallHistory,
-    UserAgent,
     ensure_instance_id,
     load_account,
 )
 
-__all__ = ["Phone", "build_parser", "main"]
+if TYPE_CHECKING:  # imported with the first account, after the window shows (cold start)
+    from softphone.ua import UserAgent
+
+__all__ = ["Phone", "build_parser", "desktop_account", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,7 @@ class Phone:
         self.calls = CallManager(
             self.bridge,
             self.window,
-            history=CallHistory.load(history_path),
+            history=CallHistory.load(history_path, background=True),  # fsync off the loop
             notify=None if self.tray is None else self.tray.notify,
         )
         self.user_agents: list[UserAgent] = []
@@ -118,9 +122,20 @@ class Phone:
                 "No account to set up: start with softphone gui --account FILE"
             )
             return
-        dialog = SettingsDialog(self.user_agents[0].account, self.account_path, self.window)
+        ua = self.user_agents[0]
+        dialog = SettingsDialog(ua.account, self.account_path, self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.saved.connect(lambda saved, ua=ua: self.devices_saved(ua, saved))
         dialog.show()
+
+    @staticmethod
+    def devices_saved(ua: UserAgent, saved: Account) -> None:
+        """The sound devices saved in Settings are the next call's (a call in progress keeps
+        its own). Only those two fields change under the running UA: the rest of a saved
+        account (registrar, transport…) takes effect at the next start, as Settings says."""
+        ua.account = dataclasses.replace(
+            ua.account, input_device=saved.input_device, output_device=saved.output_device
+        )
 
     def add_account(self, account: Account, **options: Any) -> UserAgent:
         """Show ``account`` and start registering it; ``options`` go to the UserAgent."""
@@ -142,6 +157,8 @@ class Phone:
         await self.bridge.stop()
         await asyncio.gather(*(ua.close() for ua in self.user_agents), return_exceptions=True)
         self.calls.close_all()
+        if self.calls.history is not None:  # the last call's entry is on disk before we go
+            await asyncio.to_thread(self.calls.history.flush, 5.0)
         if self.tray is not None:
             self.tray.hide()
         self.window.close()
@@ -169,6 +186,11 @@ async def run(
         print("softphone gui: the main window was shown", file=sys.stderr)
         await phone.close()
         return EXIT_OK
+    # The window first, the engine after (issue 7: a visible window within 1 s): the account's
+    # UserAgent (media, aiortc, S/MIME: the engine's heavy imports) is made once Qt has shown
+    # the window, or after 2 s if the platform never says so.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_shown(phone.window), 2.0)
     server = None
     if single_instance:
         server = InstanceServer(parent=phone.window)
@@ -178,7 +200,7 @@ async def run(
         phone.open_uri(uri)
     if account is not None:
         phone.account_path = account_path
-        phone.add_account(account, pin_store_path=pin_store)
+        phone.add_account(desktop_account(account), pin_store_path=pin_store)
     try:
         await phone.closed.wait()
     finally:
@@ -186,6 +208,15 @@ async def run(
             server.close()
         await phone.close()
     return EXIT_OK
+
+
+def desktop_account(account: Account) -> Account:
+    """The account as the desktop phone runs it: with the system's default microphone and
+    speaker when the file names none (the headless agent and the tests use no sound card
+    unless told; a person at a desktop expects to hear the call)."""
+    if account.audio_devices is not None:
+        return account
+    return dataclasses.replace(account, input_device="default", output_device="default")
 
 
 async def _shown(window: Any) -> None:

@@ -25,30 +25,30 @@ import datetime as dt
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from softphone.ua import (
     Account,
+    CallError,
     ConnectionLost,
     ConnectionRestored,
     Event,
     Registered,
-    RegistrationError,
     RegistrationFailed,
     TrustDecision,
     TrustDecisionRequired,
-    TrustPolicy,
     TrustRequired,
     Unregistered,
-    UserAgent,
     fingerprint_sha256,
 )
-from softphone.ua.call import CallError
 from ui.presenters import TrustDialogModel
 from ui.trust_dialog import TrustDialog
+
+if TYPE_CHECKING:  # the engine proper is imported when the first account starts (cold start)
+    from softphone.ua import UserAgent
 
 __all__ = ["DialogFactory", "EngineBridge"]
 
@@ -172,6 +172,8 @@ class EngineBridge(QObject):
     def user_agent(self, account: Account, **options: Any) -> UserAgent:
         """A :class:`UserAgent` for ``account`` that reports to this bridge and asks the
         person through it (``trust_policy`` ``ask``). ``options`` go to the constructor."""
+        from softphone.ua import TrustPolicy, UserAgent  # the engine proper: after the window
+
         aor = account.aor
         if options.get("identity") is not None:
             self.identities[aor] = options["identity"]
@@ -294,17 +296,21 @@ class EngineBridge(QObject):
             known = getattr(self.user_agents.get(aor), "identity", None)
         return known if getattr(known, "cert", None) is not None else None
 
-    def contacts(self, aor: str) -> tuple[Any, Any, str]:
-        """``(ledger, own identity, problem)`` for the contacts view of ``aor``: the UA's trust
-        ledger as it is on disk now (``None`` and the reason in words when unreadable)."""
+    def contacts(self, aor: str) -> tuple[Any, Any, str, Any]:
+        """``(ledger, own identity, problem, ledger path)`` for the contacts view of ``aor``:
+        the UA's trust ledger as it is on disk now (``None`` and the reason in words when
+        unreadable) and the file the view saves a contact's S/MIME setting to (``None``:
+        unknown, the setting cannot be changed there)."""
         identity = self.own_identity(aor)
-        load = getattr(getattr(self.user_agents.get(aor), "ledger", None), "load", None)
+        keeper = getattr(self.user_agents.get(aor), "ledger", None)
+        load = getattr(keeper, "load", None)
+        path = getattr(keeper, "ledger_path", None)
         if not callable(load):
-            return None, identity, ""
+            return None, identity, "", None
         try:
-            return load(), identity, ""
+            return load(), identity, "", path
         except (ValueError, OSError) as exc:  # LedgerError, CorruptLedgerError (kept aside)
-            return None, identity, _sentence(f"The trust ledger could not be read: {exc}")
+            return None, identity, _sentence(f"The trust ledger could not be read: {exc}"), path
 
     def _track(self, task: asyncio.Future[Any], what: str) -> None:
         def done(future: asyncio.Future[Any]) -> None:
@@ -315,6 +321,8 @@ class EngineBridge(QObject):
 
     def start(self, ua: UserAgent) -> asyncio.Task[None]:
         """Register ``ua`` in the background; failures arrive as events, not exceptions."""
+        from softphone.ua import RegistrationError
+
         aor = ua.account.aor
         self.registering.emit(aor)
 
@@ -358,6 +366,8 @@ def _ledger_certificate(ua: object, peer_aor: str, digest: bytes) -> Any:
 
 def _ua_parameters() -> frozenset[str]:
     """The keyword arguments this engine's ``UserAgent`` takes (features vary by version)."""
+    from softphone.ua import UserAgent
+
     try:
         return frozenset(inspect.signature(UserAgent).parameters)
     except (TypeError, ValueError):

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from softphone.ua.call import CallError
+from softphone.ua import CallError
 from ui.call_presenters import CallPresenter, Level, keypad_digits
-from ui.security_panel import SecurityPanel
+from ui.security_panel import SecurityPanel, set_style
 
 __all__ = ["CallWindow", "Runner", "level_bar", "level_words", "set_level"]
 
@@ -92,7 +92,7 @@ class CallWindow(QWidget):
 
     def __init__(
         self,
-        presenter: CallPresenter,
+        presenter: CallPresenter | None = None,
         call: Any = None,
         *,
         runner: Runner | None = None,
@@ -103,9 +103,9 @@ class CallWindow(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         """``qr_source`` gives the safety number's QR payload once both certificates are
-        known (``None`` until then)."""
+        known (``None`` until then). Without ``presenter``, a spare: the widgets are built
+        (the costly part: 20-45 ms here) and :meth:`bind` gives it its call later."""
         super().__init__(parent, Qt.WindowType.Window)
-        self.presenter = presenter
         self.call = call
         self.runner: Runner = runner or asyncio.ensure_future
         self.clock = clock
@@ -113,11 +113,10 @@ class CallWindow(QWidget):
         self.trace_missing = trace_missing
         self.qr_source = qr_source
         self.muted = False
-        self.setWindowTitle(f"Call with {presenter.peer}")
         self.resize(620, 760)
 
         column = QVBoxLayout(self)
-        self.peer_label = QLabel(presenter.peer)
+        self.peer_label = QLabel()
         font = QFont(self.peer_label.font())
         font.setPointSizeF(font.pointSizeF() * 1.5)
         font.setBold(True)
@@ -140,17 +139,32 @@ class CallWindow(QWidget):
         column.addWidget(self.message)
 
         self.security = SecurityPanel()
-        self.security.compared.connect(lambda: self.compare_requested.emit(presenter.call_id))
+        self.security.compared.connect(lambda: self.compare_requested.emit(self.presenter.call_id))
         column.addWidget(self.security, 1)
 
         self.ticker = QTimer(self)
         self.ticker.setInterval(1000)
         self.ticker.timeout.connect(self._tick)
-        self.ticker.start()
         #: ~10 Hz poll of ``call.levels()`` while the call is established.
         self.level_poll = QTimer(self)
         self.level_poll.setInterval(LEVEL_POLL_MS)
         self.level_poll.timeout.connect(self.poll_levels)
+        if presenter is not None:
+            self.bind(presenter, call)
+
+    def bind(self, presenter: CallPresenter, call: Any = None, **settings: Any) -> None:
+        """Give this (spare) window its call; ``settings``: the keyword arguments of the
+        constructor (``runner``, ``clock``, ``ledger_missing``, ``trace_missing``,
+        ``qr_source``) that differ from what it was built with."""
+        for name, value in settings.items():
+            if name not in ("runner", "clock", "ledger_missing", "trace_missing", "qr_source"):
+                raise TypeError(f"CallWindow.bind() got an unexpected keyword {name!r}")
+            setattr(self, name, value)
+        self.presenter = presenter
+        self.call = call
+        self.setWindowTitle(f"Call with {presenter.peer}")
+        self.peer_label.setText(presenter.peer)
+        self.ticker.start()
         self.refresh()
 
     # -- building ------------------------------------------------------------------------
@@ -294,7 +308,7 @@ class CallWindow(QWidget):
 
     def say(self, text: str, level: Level | None = None) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet(f"color: {level.colour};" if level else "")
+        set_style(self.message, f"color: {level.colour};" if level else "")
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -185,6 +185,11 @@ async def journey(workdir: Path, shots: Path, suffix: str = "") -> Seen:
             }
             seen.pane_texts[f"sipsec:{domain}"] = pane.text.toPlainText()
             seen.counters.append(pane.model.opaque_bytes)
+
+        def qr_drawn() -> bool:  # drawn in a worker thread (ui.qr.qr_pixmap_async)
+            return all(not w.security.qr.pixmap().isNull() for w in windows.values())
+
+        await until(qr_drawn, "both phones draw the safety number's QR code")
         for name, window in windows.items():
             seen.badges[f"sipsec:{name}"] = window.security.signalling.badge.text()
             seen.safety_numbers[name] = window.security.safety_number.text()

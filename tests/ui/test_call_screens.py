@@ -32,7 +32,8 @@ from tests.ua.test_call import FakeHost, incoming, incoming_invite
 from tests.ui import screens
 from tests.ui.screens import ALICE, BOB, FP, SAFETY, FakeCall
 from ui.bridge import EngineBridge
-from ui.call_presenters import LadderModel
+from ui.call_presenters import CallPresenter, LadderModel
+from ui.call_window import CallWindow
 from ui.calls import CallManager
 from ui.incoming import SilentRingtone
 from ui.ladder import LadderWindow
@@ -548,3 +549,36 @@ def test_screenshots_at_100_and_200_percent(qapp: QApplication) -> None:
         assert not small.isNull() and not big.isNull()
         assert big.width() >= 1.8 * small.width(), double
     assert len(one) >= 8
+
+
+# --- the spare call window (issue 7: no widget building on the loop during a call) ---------------
+
+
+def test_a_call_takes_the_spare_window_built_before_it_and_a_new_one_waits_for_the_end(
+    qtbot: QtBot,
+) -> None:
+    h = Harness(qtbot)
+    h.manager.prepare_spare()
+    spare = h.manager.spare
+    assert spare is not None and not spare.isVisible()
+    h.bridge.call_started.emit(ALICE, FakeCall("c-spare"), Protection.SIPS)
+    h.feed(*screens.sips_call_events("c-spare"))
+    w = h.manager.windows["c-spare"]
+    assert w is spare and h.manager.spare is None  # taken, not built mid-call
+    assert w.isVisible() and w.windowTitle() == f"Call with {w.presenter.peer}"
+    assert w.peer_label.text() == w.presenter.peer and w.ticker.isActive()
+    assert w.security.summary_badge.text() == "Partly protected"  # bound and refreshed
+    h.manager.prepare_spare()  # during the call: nothing is built
+    assert h.manager.spare is None
+    h.feed(CallState("c-spare", "outgoing", BOB, "ended", "hung up"))
+    h.manager.prepare_spare()  # what the timer started by the end does
+    assert h.manager.spare is not None and h.manager.spare is not w
+    h.manager.close_all()
+    assert h.manager.spare is None
+
+
+def test_a_spare_window_refuses_settings_it_does_not_have(qtbot: QtBot) -> None:
+    window = CallWindow()
+    qtbot.addWidget(window)
+    with pytest.raises(TypeError, match="colour"):
+        window.bind(CallPresenter("c9", BOB, "outgoing"), None, colour="red")
