@@ -224,7 +224,7 @@ class DemoWindow(QMainWindow):
         window.setWindowTitle(f"Softphone — {name}")
         window.menuBar().setVisible(False)
         window.accounts.setMaximumHeight(64)  # one account each: room for the rest
-        history = CallHistory.load(self.workdir / name / "history.json")
+        history = CallHistory.load(self.workdir / name / "history.json", background=True)
         calls = CallManager(bridge, window, history=history)
         bridge.call_started.connect(lambda _aor, call, _p: _give_tone(call, 440.0))
         return PhonePane(name, aor, bridge, window, calls)

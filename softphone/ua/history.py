@@ -26,6 +26,8 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -103,17 +105,24 @@ class HistoryEntry:
 class CallHistory:
     """The persisted history (see the module docstring); :attr:`entries` newest first."""
 
-    def __init__(self, path: Path | None = None, *, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, path: Path | None = None, *, max_entries: int = MAX_ENTRIES, background: bool = False
+    ) -> None:
+        """``background``: :meth:`save` hands the file write to a worker thread (the GUI: the
+        event loop must not wait for a disk's fsync, issue 7); :meth:`flush` waits for it."""
         self.path = path if path is not None else default_history_path()
         self.max_entries = max_entries
         self.entries: list[HistoryEntry] = []
         #: What went wrong with the file, in words ("" when nothing did).
         self.problem = ""
+        self._writer = _Writer(self._write) if background else None
 
     @classmethod
-    def load(cls, path: Path | None = None, *, max_entries: int = MAX_ENTRIES) -> CallHistory:
+    def load(
+        cls, path: Path | None = None, *, max_entries: int = MAX_ENTRIES, background: bool = False
+    ) -> CallHistory:
         """The history in ``path`` (empty if there is none yet); never raises for a bad file."""
-        history = cls(path, max_entries=max_entries)
+        history = cls(path, max_entries=max_entries, background=background)
         try:
             raw = history.path.read_bytes()
         except FileNotFoundError:
@@ -211,8 +220,19 @@ class CallHistory:
         del self.entries[self.max_entries :]
 
     def save(self) -> None:
-        """Write the file atomically; a failure is logged and kept in :attr:`problem`."""
-        data = {"version": VERSION, "entries": [e.to_json() for e in self.entries]}
+        """Write the file atomically; a failure is logged and kept in :attr:`problem`.
+        In the background when asked for (:class:`_Writer`: the newest state wins)."""
+        if self._writer is not None:
+            self._writer.submit(tuple(self.entries))  # entries are frozen: a cheap snapshot
+        else:
+            self._write(tuple(self.entries))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every :meth:`save` so far is on disk; False if ``timeout`` ran out."""
+        return True if self._writer is None else self._writer.flush(timeout)
+
+    def _write(self, entries: tuple[HistoryEntry, ...]) -> None:
+        data = {"version": VERSION, "entries": [e.to_json() for e in entries]}
         text = json.dumps(data, ensure_ascii=False, indent=1)
         try:
             atomic_write(self.path, text.encode("utf-8"))
@@ -226,3 +246,41 @@ class CallHistory:
         """Forget every call (and save)."""
         self.entries.clear()
         self.save()
+
+
+class _Writer:
+    """Writes a history's snapshots in a worker thread, newest first: a snapshot that is
+    overtaken before the thread gets to it is dropped (the file only ever needs the last one).
+    Each write is still atomic (:func:`softphone.storage.atomic_write`: temporary file, fsync,
+    rename), so a crash leaves the previous or the new file, never half of one. The thread
+    exits when there is nothing to write and is started again by the next snapshot."""
+
+    def __init__(self, write: Callable[[tuple[HistoryEntry, ...]], None]) -> None:
+        self._write = write
+        self._cond = threading.Condition()
+        self._pending: tuple[HistoryEntry, ...] | None = None
+        self._running = False
+
+    def submit(self, entries: tuple[HistoryEntry, ...]) -> None:
+        with self._cond:
+            self._pending = entries
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="call-history", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                entries, self._pending = self._pending, None
+                if entries is None:
+                    self._running = False
+                    self._cond.notify_all()
+                    return
+            try:
+                self._write(entries)
+            except Exception:  # a bug must not kill the writer: the next snapshot tries again
+                log.exception("writing the call history failed")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running, timeout)

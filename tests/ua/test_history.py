@@ -157,3 +157,57 @@ def test_entry_validation() -> None:
 def test_default_path_is_in_the_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", os.fspath(Path("/tmp/xdg-test")))
     assert default_history_path() == Path("/tmp/xdg-test/softphone/history.json")
+
+
+# --- saving in the background (the GUI: no fsync on the event loop, issue 7) ---------------------
+
+
+def test_background_saves_reach_the_disk_after_flush(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    history = CallHistory(path, background=True)
+    history.record(state("c1", "calling"), at(0))
+    history.record(state("c1", "established"), at(2))
+    history.record(state("c1", "ended", "hung up"), at(10))
+    assert history.flush(10)
+    again = CallHistory.load(path)
+    assert [(e.call_id, e.outcome, e.duration) for e in again.entries] == [("c1", "answered", 8.0)]
+
+
+def test_background_save_writes_the_newest_snapshot_and_drops_overtaken_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from softphone.ua import history as history_module
+
+    gate = threading.Event()
+    written: list[int] = []
+    real = history_module.atomic_write
+
+    def slow_write(path: Path, data: bytes) -> None:
+        gate.wait(10)  # the first write is held while the loop records three more calls
+        written.append(len(json.loads(data)["entries"]))
+        real(path, data)
+
+    monkeypatch.setattr(history_module, "atomic_write", slow_write)
+    path = tmp_path / "history.json"
+    history = CallHistory(path, background=True)
+    for n in range(4):
+        history.record(state(f"c{n}", "calling"), at(n))  # returns at once: no write waited for
+    assert not history.flush(0.05)  # still held
+    gate.set()
+    assert history.flush(10)
+    assert written[-1] == 4 and len(written) <= 2  # the first, then only the newest
+    assert [e.call_id for e in CallHistory.load(path).entries] == ["c3", "c2", "c1", "c0"]
+    history.record(state("c9", "calling"), at(9))  # the writer starts again when needed
+    assert history.flush(10) and CallHistory.load(path).entries[0].call_id == "c9"
+
+
+def test_a_background_save_failure_is_reported_not_raised(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    history = CallHistory(blocker / "history.json", background=True)
+    history.record(state("c1", "calling"), at(0))
+    assert history.flush(10)
+    assert "could not be saved" in history.problem
+    assert history.entries[0].call_id == "c1"  # kept in memory
