@@ -48,11 +48,11 @@ Errors::
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import io
 import re
+import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -78,6 +78,7 @@ __all__ = [
     "format_groups",
     "iterated_digest",
     "local_half",
+    "memoised_safety_number",
     "parse_qr_payload",
     "qr_code",
     "qr_png",
@@ -174,13 +175,30 @@ def local_half(cert: PublicKeySource, aor: str) -> SafetyNumberHalf:
     return _half(_spki(cert), str(Identity.aor(aor)))
 
 
-@functools.lru_cache(maxsize=256)
+#: Memoised halves, (SubjectPublicKeyInfo DER, normalised AOR) -> half; oldest dropped first.
+_HALVES: dict[tuple[bytes, str], SafetyNumberHalf] = {}
+_HALVES_MAX: Final = 256
+_HALVES_LOCK = threading.Lock()  # halves are computed in worker threads too (issue 7)
+
+
 def _half(spki: bytes, identifier: str) -> SafetyNumberHalf:
     """Memoised: 5200 x SHA-512 costs ~12 ms here, and a phone asks again for the same two
     keys at every call, contact view and QR code (the event loop must not stall 20 ms,
-    issue 7). The result depends only on the arguments, so a hit is always right."""
+    issue 7, so the engine computes new halves in a worker thread first:
+    :func:`memoised_safety_number`). The result depends only on the arguments, so a hit is
+    always right."""
+    key = (spki, identifier)
+    with _HALVES_LOCK:
+        known = _HALVES.get(key)
+    if known is not None:
+        return known
     digest = iterated_digest(spki, identifier.encode("utf-8"), version=SAFETY_NUMBER_VERSION)
-    return SafetyNumberHalf(identifier, digest[:HALF_DIGEST_BYTES], digits_of(digest))
+    half = SafetyNumberHalf(identifier, digest[:HALF_DIGEST_BYTES], digits_of(digest))
+    with _HALVES_LOCK:
+        while len(_HALVES) >= _HALVES_MAX:
+            del _HALVES[next(iter(_HALVES))]
+        _HALVES[key] = half
+    return half
 
 
 @dataclass(frozen=True)
@@ -236,6 +254,19 @@ def safety_number(
 ) -> SafetyNumber:
     """The safety number of a call between two parties; symmetric in (own, peer)."""
     return SafetyNumber.from_halves(local_half(own_cert, own_aor), local_half(peer_cert, peer_aor))
+
+
+def memoised_safety_number(
+    own_cert: PublicKeySource, own_aor: str, peer_cert: PublicKeySource, peer_aor: str
+) -> SafetyNumber | None:
+    """:func:`safety_number` when both halves are already memoised (no hashing, microseconds:
+    safe on an event loop), else ``None``: compute it in a worker thread then."""
+    with _HALVES_LOCK:
+        own = _HALVES.get((_spki(own_cert), str(Identity.aor(own_aor))))
+        peer = _HALVES.get((_spki(peer_cert), str(Identity.aor(peer_aor))))
+    if own is None or peer is None:
+        return None
+    return SafetyNumber.from_halves(own, peer)
 
 
 # --- QR codes -----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ a DTLS fingerprint in signed SDP both ways → the same; signed-only SDES → th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -54,7 +55,7 @@ from softphone.security.certificates import (
 )
 from softphone.security.ledger import LedgerError, Seen, required_mode, sending_mode
 from softphone.security.pins import PinStore, PinStoreError
-from softphone.security.safety import safety_number
+from softphone.security.safety import SafetyNumber, memoised_safety_number
 from softphone.security.smime import ProtectionMode, SmimeError
 from softphone.security.smime_sip import (
     BodyVerdict,
@@ -70,7 +71,7 @@ from softphone.sip.message import Request, Response
 from softphone.storage import load_pin_store
 from softphone.ua.callstate import CallError, CallPhase, ended_reason
 from softphone.ua.events import Event, PeerIdentity, SmimeStatus, TrustRequired
-from softphone.ua.trustledger import identity_state_of
+from softphone.ua.trustledger import identity_state_of, safety_number_off_loop
 
 if TYPE_CHECKING:
     from softphone.sdp.policy import Negotiated
@@ -408,10 +409,29 @@ class SmimeSupport:
         )
 
     def _announce(self, signer: x509.Certificate, state: CallSmime, call_id: str) -> None:
+        """The signer's identity and the safety number (``PeerIdentity``): at once when the
+        number is memoised, else once a worker thread has computed it (issue 7: 20 ms)."""
         identity = self._identity()
-        number: str | None = None
+        known: SafetyNumber | None = None
         with contextlib.suppress(ValueError, InvalidIdentityError):
-            number = str(safety_number(identity.cert, identity.aor, signer, state.peer_aor))
+            known = memoised_safety_number(identity.cert, identity.aor, signer, state.peer_aor)
+        if known is not None:
+            self._emit_identity(signer, state, call_id, str(known))
+            return
+
+        async def later() -> None:
+            number = await safety_number_off_loop(
+                identity.cert, identity.aor, signer, state.peer_aor
+            )
+            self._emit_identity(signer, state, call_id, number)
+
+        task = asyncio.ensure_future(later())
+        self._ua._call_tasks.add(task)
+        task.add_done_callback(self._ua._call_tasks.discard)
+
+    def _emit_identity(
+        self, signer: x509.Certificate, state: CallSmime, call_id: str, number: str | None
+    ) -> None:
         ledger_state = identity_state_of(self._ua.ledger.state(state.peer_aor))
         self._ua._emit(
             PeerIdentity(

@@ -29,7 +29,7 @@ from softphone.security.certificates import Identity, InvalidIdentityError, fing
 from softphone.security.identity import IdentityMaterial
 from softphone.security.ledger import ContactState, Seen
 from softphone.security.pins import PinReason, PinState
-from softphone.security.safety import safety_number
+from softphone.security.safety import local_half, safety_number
 from softphone.security.trust import TrustReport
 from softphone.sip.dialog import DialogId, new_tag
 from softphone.sip.digest import (
@@ -57,9 +57,11 @@ from softphone.ua.call import Call, CallDirection, CallError, CallPhase
 from softphone.ua.events import Event, PeerIdentity, TrustRequired, TunnelState
 from softphone.ua.sound import AudioDevices
 from softphone.ua.timers import run_transaction_timers
-from softphone.ua.trustledger import identity_state_of
+from softphone.ua.trustledger import identity_state_of, safety_number_off_loop
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from softphone.ua.useragent import UserAgent
 
 
@@ -80,6 +82,8 @@ __all__ = [
     "shown_peer",
     "tls_config",
     "tunnel_state",
+    "warm_own_half",
+    "warm_safety_number",
     "went_transparent",
 ]
 
@@ -516,6 +520,35 @@ def record_in_ledger(
             f"not connected: {peer_aor} now presents another certificate than the one you "
             "verified; compare the safety number again before calling"
         )
+
+
+def warm_safety_number(
+    identity: IdentityMaterial, chain: Sequence[x509.Certificate], peer_aor: str
+) -> asyncio.Future[str | None]:
+    """Start computing the call's safety number in a worker thread as soon as the nested
+    handshake has given the peer's certificate, while the trust check runs: when
+    :func:`emit_identity` asks, it is memoised (issue 7: the loop never stalls 20 ms)."""
+    if not chain:
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+    return asyncio.ensure_future(
+        safety_number_off_loop(identity.cert, identity.aor, chain[0], peer_aor)
+    )
+
+
+def warm_own_half(ua: UserAgent, identity: IdentityMaterial) -> None:
+    """Our half of every safety number, computed in a worker thread while the CONNECT is on
+    its way (memoised: once per identity), so that :func:`warm_safety_number` only has the
+    peer's half left to do once the handshake is over."""
+
+    async def warm() -> None:
+        with contextlib.suppress(ValueError, InvalidIdentityError):
+            await asyncio.to_thread(local_half, identity.cert, identity.aor)
+
+    task = asyncio.ensure_future(warm())
+    ua._call_tasks.add(task)
+    task.add_done_callback(ua._call_tasks.discard)
 
 
 def emit_identity(ua: UserAgent, host: TunnelHost, call: Call) -> None:
