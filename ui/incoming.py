@@ -16,7 +16,7 @@ from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ui.call_presenters import CallPresenter, incoming_identity
-from ui.security_panel import badge_style
+from ui.security_panel import badge_style, set_style
 
 __all__ = ["IncomingCallWindow", "Ringtone", "SilentRingtone"]
 
@@ -119,11 +119,11 @@ class IncomingCallWindow(QDialog):
         self.caller.setText(p.peer if p.peer not in ("", "unknown") else "Unknown caller")
         label, words, level = incoming_identity(p)
         self.identity_badge.setText(label)
-        self.identity_badge.setStyleSheet(badge_style(level))
+        set_style(self.identity_badge, badge_style(level))
         self.identity_words.setText(words)
         setup = p.panel().signalling
         self.setup_badge.setText(setup.label)
-        self.setup_badge.setStyleSheet(badge_style(setup.level))
+        set_style(self.setup_badge, badge_style(setup.level))
         self.setup_words.setText(setup.words)
         if p.phase == "ended" and not self.answered:
             self.answered = True

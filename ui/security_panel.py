@@ -8,8 +8,11 @@ button, and the media details (SRTP suite, key exchange, where the keys travelle
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtGui import QFont, QFontDatabase, QPixmap
 from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
@@ -23,7 +26,18 @@ from PySide6.QtWidgets import (
 
 from ui.call_presenters import Level, SecurityPanelModel, SecurityRow
 
-__all__ = ["SecurityPanel", "badge_style"]
+log = logging.getLogger(__name__)
+
+
+def set_style(widget: QWidget, sheet: str) -> None:
+    """``widget.setStyleSheet(sheet)`` only when it changes: each call re-parses and
+    re-polishes the widget (~0.1-0.3 ms here), and a panel refreshed at every engine event
+    would pay it a dozen times a refresh (issue 7: the loop never stalls 20 ms)."""
+    if widget.styleSheet() != sheet:
+        widget.setStyleSheet(sheet)
+
+
+__all__ = ["SecurityPanel", "badge_style", "set_style"]
 
 
 def badge_style(level: Level) -> str:
@@ -55,9 +69,9 @@ class _Row:
     def show(self, model: SecurityRow) -> None:
         self.title.setText(f"<b>{model.title}</b>")
         self.badge.setText(model.label)
-        self.badge.setStyleSheet(badge_style(model.level))
+        set_style(self.badge, badge_style(model.level))
         self.words.setText(model.words)
-        self.words.setStyleSheet(f"color: {model.colour};")
+        set_style(self.words, f"color: {model.colour};")
         self.details.setText("\n".join(model.details))
         self.details.setVisible(bool(model.details))
 
@@ -124,6 +138,7 @@ class SecurityPanel(QGroupBox):
         self.qr.setToolTip("The safety number as a QR code: the other phone can scan it")
         self.qr.setVisible(False)
         self.qr_payload: bytes | None = None
+        self._qr_task: asyncio.Future[QPixmap] | None = None
         number_column = QVBoxLayout()
         number_column.addWidget(self.safety_number)
         number_column.addWidget(self.compare_button, 0, Qt.AlignmentFlag.AlignLeft)
@@ -143,7 +158,7 @@ class SecurityPanel(QGroupBox):
         self.model = model
         weakest = model.weakest
         self.summary_badge.setText(model.summary)
-        self.summary_badge.setStyleSheet(badge_style(weakest.level))
+        set_style(self.summary_badge, badge_style(weakest.level))
         self.summary_words.setText(model.summary_words)
         self.signalling.show(model.signalling)
         self.identity.show(model.identity)
@@ -172,21 +187,50 @@ class SecurityPanel(QGroupBox):
             self.compare_status.setText(f"Note: {model.corrected}")
 
     def show_qr(self, payload: bytes | None) -> None:
-        """Show the safety number's QR code (:mod:`ui.qr`); ``None`` hides it."""
+        """Show the safety number's QR code (:mod:`ui.qr`); ``None`` hides it. With an
+        event loop running (the phone), segno draws it in a worker thread (~60 ms of pure
+        Python: issue 7, the loop never stalls 20 ms) and it appears when ready, if this
+        payload is still the one to show; without one (a bare widget), at once."""
         self.qr_payload = payload
         if payload is None:
             self.qr.clear()
             self.qr.setVisible(False)
             return
-        from ui.qr import qr_pixmap
-
         # Two device pixels per module at 100%, drawn at the screen's scale (no blurry zoom).
         ratio = max(1.0, self.devicePixelRatioF())
-        pixmap = qr_pixmap(payload, scale=max(2, round(2 * ratio)))
+        scale = max(2, round(2 * ratio))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            from ui.qr import qr_pixmap
+
+            self._set_qr(qr_pixmap(payload, scale=scale), ratio)
+            return
+        from ui.qr import qr_pixmap_async
+
+        task = asyncio.ensure_future(qr_pixmap_async(payload, scale=scale))
+        self._qr_task = task  # kept: a task nobody holds may be collected
+
+        def drawn(done: asyncio.Future[QPixmap]) -> None:
+            if done.cancelled():
+                return
+            try:
+                if self.qr_payload != payload:
+                    return  # another number (or none) is shown by now
+                self._set_qr(done.result(), ratio)
+            except RuntimeError:  # the panel was closed and deleted meanwhile
+                return
+            except ValueError as exc:
+                log.warning("the safety number's QR code could not be drawn: %s", exc)
+                self.qr.setVisible(False)
+
+        task.add_done_callback(drawn)
+
+    def _set_qr(self, pixmap: QPixmap, ratio: float) -> None:
         pixmap.setDevicePixelRatio(ratio)
         self.qr.setPixmap(pixmap)
         self.qr.setVisible(self.safety_number.isVisibleTo(self))
 
     def set_status(self, text: str, level: Level | None = None) -> None:
         self.compare_status.setText(text)
-        self.compare_status.setStyleSheet(f"color: {level.colour};" if level else "")
+        set_style(self.compare_status, f"color: {level.colour};" if level else "")
