@@ -31,7 +31,9 @@ other side hears, looped for the whole call (default: silence); ``--record WAV``
 we hear (48 kHz mono 16-bit; every call of the run, one after the other).
 Sound card (PortAudio, :mod:`softphone.ua.sound`): ``--input-device SPEC`` is the microphone
 and ``--output-device SPEC`` the speaker of every call (a device name or the part of one that
-matches a single device, an index, or ``default``); ``--play`` and ``--record`` win over them.
+matches a single device, an index, or ``default``); they override the account's
+``input_device``/``output_device`` (each flag its own direction), and ``--play`` and
+``--record`` win over both.
 ``--list-devices`` prints one ``audio_device`` object per device (index, name, host API,
 channels, defaults) and exits 0 (1 when PortAudio is missing). A device that does not exist is
 a usage error (2, the message lists the devices there are); one that fails during a call ends
@@ -329,12 +331,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, EOFError, wave.Error) as exc:
         print(f"softphone agent: cannot use the WAV file: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    devices = _audio_devices(args)
+    devices = _audio_devices(args, account)
     if devices is not None:
         try:
             check_devices(devices)
         except AudioDeviceError as exc:
-            print(f"softphone agent: cannot use the sound card: {exc}", file=sys.stderr)
+            where = ""
+            if account.audio_devices is not None:
+                where = (
+                    " (the account's input_device/output_device, unless --input-device/"
+                    "--output-device say otherwise)"
+                )
+            print(f"softphone agent: cannot use the sound card{where}: {exc}", file=sys.stderr)
             if recorder is not None:
                 recorder.close()
             return EXIT_USAGE
@@ -360,10 +368,18 @@ def _list_devices(out: TextIO) -> int:
     return EXIT_OK
 
 
-def _audio_devices(args: argparse.Namespace) -> AudioDevices | None:
-    """The sound-card specs of the calls: ``--play``/``--record`` win over the devices."""
-    wanted = args.input_device if args.play is None else None
-    played = args.output_device if args.record is None else None
+def _audio_devices(args: argparse.Namespace, account: Account | None = None) -> AudioDevices | None:
+    """The sound-card specs of the calls: ``--input-device``/``--output-device``, else the
+    account's devices (:attr:`Account.audio_devices`); ``--play``/``--record`` win over both."""
+    wanted, played = (None, None) if account is None else account.audio_devices or (None, None)
+    if args.input_device is not None:
+        wanted = args.input_device
+    if args.output_device is not None:
+        played = args.output_device
+    if args.play is not None:
+        wanted = None
+    if args.record is not None:
+        played = None
     return None if wanted is None and played is None else (wanted, played)
 
 

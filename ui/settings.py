@@ -11,7 +11,11 @@ key) and creates (RSA-3072 in a worker thread), imports (PKCS#12; the password o
 once and is not kept) or exports (public PEM only) it through ``softphone.ua`` (RFC 3261
 §23.2). The Audio tab lists the sound cards, plays a 1 s test tone on the chosen output and
 shows the live level of the chosen input while the tab is shown (the device is closed when
-the tab is left or the dialog closes).
+the tab is left or the dialog closes). "Save" writes the chosen microphone and speaker to the
+account (``input_device``/``output_device``, "default" for the system default); calls read
+them when they open the sound card, so a change applies from the next call on and a call in
+progress keeps its devices. A saved device that is not plugged in now is shown as "not
+connected: <name>" and kept as it is, never silently replaced by another.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from softphone.ua import (
     set_password,
 )
 from softphone.ua.account import MediaKeying, SipsecAccept, SmimeMode
+from softphone.ua.sound import device_spec, match_device
 from ui.call_window import level_bar, set_level
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,13 @@ log = logging.getLogger(__name__)
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
 __all__ = ["SettingsDialog"]
+
+#: Item data role marking the "not connected: <name>" entry of a device list.
+_MISSING_ROLE = Qt.ItemDataRole.UserRole + 1
+_DEVICES_NOTE = (
+    "Calls use the microphone and speaker saved here from the next call on; a call in "
+    "progress keeps its devices."
+)
 
 _SRTP_WORDS = {
     "mandatory": "Required: no call without encrypted audio",
@@ -415,6 +427,9 @@ class SettingsDialog(QDialog):
         meter_row.addWidget(value)
         form.addRow("Microphone level:", meter_row)
         column.addLayout(form)
+        self.devices_note = QLabel(_DEVICES_NOTE)
+        self.devices_note.setWordWrap(True)
+        column.addWidget(self.devices_note)
         self.tone_button = QPushButton("Play a &test tone")
         self.tone_button.setToolTip("One second of a 440 Hz tone on the chosen speaker")
         self.tone_button.clicked.connect(self.play_tone)
@@ -447,17 +462,28 @@ class SettingsDialog(QDialog):
         self.pending.append(self.runner(scan_then_meter()))
 
     def show_devices(self, choices: DeviceChoices) -> None:
+        """List ``choices`` with the account's saved devices selected (the system default
+        when it names none; "not connected: <name>" when the device is not there now)."""
         self.devices = choices
         self.input_combo.blockSignals(True)
-        for combo, found in (
-            (self.input_combo, choices.inputs),
-            (self.output_combo, choices.outputs),
+        for combo, found, saved, kind in (
+            (self.input_combo, choices.inputs, self.account.input_device, "input"),
+            (self.output_combo, choices.outputs, self.account.output_device, "output"),
         ):
             combo.clear()
             if found:
                 combo.addItem("System default", "default")
             for device in found:
                 combo.addItem(f"{device.name} ({device.host_api})", device.name)
+            if saved is None or device_spec(saved) is None:
+                continue  # the system default: the first item
+            match = match_device(saved, found, "input" if kind == "input" else "output")
+            if match is not None:
+                combo.setCurrentIndex(max(0, combo.findData(match.name)))
+                continue
+            combo.addItem(f"not connected: {saved.strip()}", saved)
+            combo.setItemData(combo.count() - 1, True, _MISSING_ROLE)
+            combo.setCurrentIndex(combo.count() - 1)
         self.input_combo.blockSignals(False)
         self.audio_problem.setText(f"Sound devices: {choices.problem}." if choices.problem else "")
         self.audio_problem.setVisible(bool(choices.problem))
@@ -467,11 +493,18 @@ class SettingsDialog(QDialog):
         self.input_combo.setEnabled(bool(choices.inputs))
         self.output_combo.setEnabled(bool(choices.outputs))
 
+    @staticmethod
+    def _not_connected(combo: QComboBox) -> bool:
+        return combo.currentIndex() >= 0 and bool(combo.currentData(_MISSING_ROLE))
+
     async def _start_meter(self) -> None:
         device = self.input_combo.currentData()
         if device is None or self.tabs.currentWidget() is not self.audio_page:
             return
         await self._stop_meter()
+        if self._not_connected(self.input_combo):
+            self.input_level.setFormat("not connected")
+            return
         meter = InputMeter(str(device))
         self.meter = meter
         try:
@@ -510,6 +543,12 @@ class SettingsDialog(QDialog):
 
     def play_tone(self) -> None:
         output = str(self.output_combo.currentData() or "default")
+        if self._not_connected(self.output_combo):
+            self.say(
+                f"That speaker is not connected ({output}): plug it in, or choose another.",
+                error=True,
+            )
+            return
 
         async def tone() -> None:
             self.tone_button.setEnabled(False)
@@ -537,12 +576,21 @@ class SettingsDialog(QDialog):
         ca = self.ca_file.text().strip()
         return dataclasses.replace(
             self.account,
+            input_device=self._chosen(self.input_combo, self.account.input_device),
+            output_device=self._chosen(self.output_combo, self.account.output_device),
             ca_file=Path(ca) if ca else None,
             srtp=type(self.account.srtp)(self.srtp.currentData()),
             keying=MediaKeying(self.keying.currentData()),
             sipsec_accept=SipsecAccept(self.sipsec.currentData()),
             smime=SmimeMode(self.smime.currentData()),
         )
+
+    @staticmethod
+    def _chosen(combo: QComboBox, saved: str | None) -> str | None:
+        """The device spec chosen in ``combo``; ``saved`` while the list was never shown (or
+        PortAudio found nothing), so opening Settings without the Audio tab changes nothing."""
+        data = combo.currentData() if combo.count() else None
+        return saved if data is None else str(data)
 
     def save(self) -> None:
         ca = self.ca_file.text().strip()
@@ -568,7 +616,10 @@ class SettingsDialog(QDialog):
                 self.say(f"The account file could not be written: {exc.strerror}", error=True)
                 return
         self.account = account
-        self.say("Saved. Changes apply from the next registration.")
+        self.say(
+            "Saved. Sound devices apply from the next call; other account changes when the "
+            "phone starts again."
+        )
         self.saved.emit(account)
 
     def say(self, text: str, *, error: bool = False) -> None:

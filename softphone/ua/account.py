@@ -28,6 +28,16 @@ Example (``~/.config/softphone/alice.toml``)::
     identity = "alice.pem"                # your certificate and private key (PEM)
     outbound = true                       # RFC 5626 outbound (flows and keep-alives)
     instance_id = "urn:uuid:..."          # RFC 5626 §4.1, written once by ensure_instance_id
+    input_device = "USB Headset"          # the microphone of calls (a PortAudio device spec)
+    output_device = "default"             # the speaker of calls
+
+Sound card (:mod:`softphone.ua.sound`): ``input_device`` and ``output_device`` take the same
+spec as the agent's ``--input-device``/``--output-device``: a device name (exact, or a part
+that matches one device), an index, or ``"default"`` (the system's default device). When the
+account names either, a :class:`~softphone.ua.useragent.UserAgent` built without its own
+``audio_devices`` opens them for every call (the one left out is the system default); with
+neither, calls use no sound card unless the UserAgent is given one. A spec is checked when a
+call opens the device (a headset may be plugged in later), not when the file is read.
 
 sipsec (draft-gurbani-sip-sipsec-01 §6.3-6.4): a CONNECT reveals no more than routing needs.
 By default its From is ``<sip:anonymous@anonymous.invalid>`` (RFC 3323 style) with no display
@@ -239,6 +249,8 @@ class Account:
     identity: Path | None = None
     outbound: bool = True
     instance_id: str | None = None
+    input_device: str | None = None
+    output_device: str | None = None
 
     def __post_init__(self) -> None:
         for key, problem in _normalise(self):
@@ -279,6 +291,14 @@ class Account:
         user = self.aor_uri.user
         assert user is not None
         return user
+
+    @property
+    def audio_devices(self) -> tuple[str, str] | None:
+        """(input spec, output spec) for ``UserAgent(audio_devices=...)``: ``None`` when the
+        account names no device, else both, the one left out being ``"default"``."""
+        if self.input_device is None and self.output_device is None:
+            return None
+        return (self.input_device or "default", self.output_device or "default")
 
     def with_new_instance_id(self) -> Account:
         """A copy with a fresh random ``urn:uuid:`` (RFC 5626 §4.1, RFC 4122 version 4)."""
@@ -596,6 +616,12 @@ def _instance_id_value(value: object, _base: Path) -> str:
     return _canonical_instance_id(_string(value))
 
 
+def _device_value(value: object, _base: Path) -> str:
+    text = _string(value)
+    _check_device(text)
+    return text
+
+
 _CONVERTERS: dict[str, Callable[[object, Path], Any]] = {
     "aor": _aor_value,
     "username": _text_value,
@@ -617,6 +643,8 @@ _CONVERTERS: dict[str, Callable[[object, Path], Any]] = {
     "identity": _path_value,
     "outbound": _boolean,
     "instance_id": _instance_id_value,
+    "input_device": _device_value,
+    "output_device": _device_value,
 }
 assert set(_CONVERTERS) == set(KEYS), "every Account field needs a converter"
 
@@ -690,6 +718,16 @@ def _check_text(text: str) -> None:
         raise _InvalidValueError("must not contain control characters (such as a line break)")
 
 
+def _check_device(text: str) -> None:
+    if not text.strip():
+        raise _InvalidValueError(
+            'must name a sound device (a name, part of one, an index or "default"), not be '
+            "empty (leave the key out for no sound card)"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise _InvalidValueError("must not contain control characters (such as a line break)")
+
+
 def _check_env_name(text: str) -> None:
     # Never echo the value: people put the password itself here by mistake.
     if _ENV_NAME_RE.fullmatch(text) is None:
@@ -740,6 +778,8 @@ def _normalise(account: Account) -> Iterator[tuple[str, str]]:
         ("username", _check_text),
         ("display_name", _check_text),
         ("password_env", _check_env_name),
+        ("input_device", _check_device),
+        ("output_device", _check_device),
     )
     try:
         for key, canon in canonical:

@@ -5,7 +5,10 @@ its own ``source``/``sink`` capture from and play to the sound card
 (:mod:`softphone.media.devices`, PortAudio). A spec is a device name (exact, or a part that
 matches one device), an index, or ``"default"`` (the system's default device); ``None`` in
 either place leaves that direction off the sound card (silence sent, nothing played), and
-``audio_devices=None`` (the default) uses no sound card at all.
+``audio_devices=None`` uses no sound card at all. Left out (:data:`FROM_ACCOUNT`), the devices
+are the account's ``input_device``/``output_device`` (:attr:`Account.audio_devices
+<softphone.ua.account.Account.audio_devices>`), read each time a call opens its sound card:
+a device chosen in Settings is used from the next call on, a call in progress keeps its own.
 
 The devices are opened when the call's media starts (not while it rings: the microphone is
 not open before anyone answered) and closed when the call ends. Opening them may take a
@@ -19,15 +22,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import Enum
+from typing import TYPE_CHECKING, Literal
 
 from softphone.media.devices import (
+    AudioDevice,
     AudioDeviceError,
     DeviceSink,
     DeviceSource,
     DeviceSpec,
+    Kind,
+    NoSuchDeviceError,
     find_device,
+    pick_device,
 )
 from softphone.ua.callstate import CallPhase
 
@@ -36,11 +45,14 @@ if TYPE_CHECKING:
     from softphone.ua.call import CallHost
 
 __all__ = [
+    "FROM_ACCOUNT",
     "AudioDevices",
     "CallSound",
     "CallSoundMixin",
+    "FromAccount",
     "check_devices",
     "device_spec",
+    "match_device",
     "open_sound",
 ]
 
@@ -50,11 +62,34 @@ log = logging.getLogger(__name__)
 AudioDevices = tuple[str | None, str | None]
 
 
+class _FromAccount(Enum):
+    FROM_ACCOUNT = "the account's input_device and output_device"
+
+
+#: ``UserAgent(audio_devices=FROM_ACCOUNT)`` (the default): the account's devices, read at
+#: each call.
+FROM_ACCOUNT = _FromAccount.FROM_ACCOUNT
+FromAccount = Literal[_FromAccount.FROM_ACCOUNT]
+
+
 def device_spec(text: str) -> DeviceSpec:
     """A spec as :func:`~softphone.media.devices.find_device` takes it: ``"default"`` is the
     system's default device, digits an index, anything else a name."""
     stripped = text.strip()
     return None if stripped.casefold() == "default" else stripped
+
+
+def match_device(spec: str, devices: Sequence[AudioDevice], kind: Kind) -> AudioDevice | None:
+    """The device among ``devices`` that ``spec`` names, as a call would open it (exact name,
+    index, or the one name containing it); ``None`` for ``"default"`` or when none (or more
+    than one) matches: Settings then shows the saved spec as not connected."""
+    wanted = device_spec(spec)
+    if wanted is None:
+        return None
+    try:
+        return pick_device(list(devices), wanted, kind)
+    except NoSuchDeviceError:
+        return None
 
 
 def check_devices(devices: AudioDevices) -> None:

@@ -74,7 +74,8 @@ XOR-MAPPED-ADDRESS, an ICMP port unreachable) is re-established like a lost conn
 
 Sound card (:mod:`softphone.ua.sound`): ``audio_devices=(input, output)`` opens PortAudio
 devices for every call not given its own ``source``/``sink``, when its media starts, and
-closes them when it ends; a device that fails ends that call with the reason.
+closes them when it ends; a device that fails ends that call with the reason. Left out, they
+are the account's ``input_device``/``output_device``, read at each call.
 
 Where the code is: this module holds the façade, the transaction layer and the flow;
 :mod:`softphone.ua.upkeep` connects, registers and keeps the registration alive;
@@ -142,7 +143,7 @@ from softphone.ua.sipsec import (
     is_sipsec_uri,
 )
 from softphone.ua.smime_call import SmimeSupport
-from softphone.ua.sound import AudioDevices
+from softphone.ua.sound import FROM_ACCOUNT, AudioDevices, FromAccount
 from softphone.ua.timers import run_transaction_timers
 from softphone.ua.trace import Protection, TraceEntry, TraceHandler, first_line_of
 from softphone.ua.trustgate import Answerer, TrustGate, TrustPolicy, load_anchors
@@ -198,7 +199,7 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         sipsec_policy: SipsecAccept | str | None = None,
         on_trace: TraceHandler | None = None,
         ledger_path: Path | None = None,
-        audio_devices: AudioDevices | None = None,
+        audio_devices: AudioDevices | FromAccount | None = FROM_ACCOUNT,
     ) -> None:
         """``password`` defaults to the keyring or ``password_env``
         (:func:`~softphone.ua.secrets.get_password`), read when registering. ``anchors``
@@ -206,7 +207,8 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         the registrar's Flow-Timer, else 120 s. ``ledger_path``: the trust ledger (issue 6),
         by default ``contacts.json`` beside the pin store (as :mod:`softphone.contacts`).
         ``audio_devices``: (input, output) sound-card specs for calls not given their own
-        source/sink (:mod:`softphone.ua.sound`); None: no sound card."""
+        source/sink (:mod:`softphone.ua.sound`); None: no sound card; left out: the
+        account's ``input_device``/``output_device`` (:attr:`audio_devices`)."""
         self.account = account
         self.on_event = on_event
         pins_path = pin_store_path or default_pin_store_path()
@@ -244,8 +246,7 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         self.on_incoming_call = on_incoming_call
         self.auto_answer = auto_answer
         self.media_timeout = media_timeout
-        #: Sound-card (input, output) specs, opened per call when its media starts.
-        self.audio_devices = audio_devices
+        self._audio_devices = audio_devices  # FROM_ACCOUNT: see the audio_devices property
         self.calls: list[Call] = []
         self._call_flow: dict[Call, Flow] = {}
         self._call_host = FlowCallHost(self)
@@ -265,6 +266,20 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         self._peer_identities: dict[Call, PeerIdentity] = {}
 
     # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def audio_devices(self) -> AudioDevices | None:
+        """Sound-card (input, output) specs, opened per call when its media starts: those
+        given to the constructor (or set here), else the account's (``input_device``/
+        ``output_device``), read at each call so that a new :attr:`account` applies to the
+        next call; a call in progress keeps its devices (:mod:`softphone.ua.sound`)."""
+        if self._audio_devices is FROM_ACCOUNT:
+            return self.account.audio_devices
+        return self._audio_devices
+
+    @audio_devices.setter
+    def audio_devices(self, devices: AudioDevices | None) -> None:
+        self._audio_devices = devices
 
     @property
     def secure(self) -> bool:

@@ -162,7 +162,7 @@ INVALID: list[tuple[str, str | None, str]] = [
         "unknown key; the keys are aor, username, password_env, registrar, resolve, nameserver, "
         "ca_file, display_name, send_display_name, srtp, keying, sipsec_accept, "
         "sipsec_reveal_identity, sipsec_handshake_timeout, smime, expires, "
-        "transport, identity, outbound, instance_id",
+        "transport, identity, outbound, instance_id, input_device, output_device",
     ),
     # aor
     ("aor = 5\n", "aor", "must be a string, not an integer"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from softphone.server.registrar import running_registrar
 from softphone.ua.account import Account, ResolveEntry
 from softphone.ua.call import Call, CallPhase
 from softphone.ua.events import CallState, Event
-from softphone.ua.sound import AudioDevices, device_spec
+from softphone.ua.sound import FROM_ACCOUNT, AudioDevices, FromAccount, device_spec
 from softphone.ua.useragent import UserAgent
 from tests.interop.helpers import Recorder, heard
 from tests.media import test_devices
@@ -44,10 +45,13 @@ WAIT = 30.0
 
 @contextlib.asynccontextmanager
 async def network(
-    tmp: Path, bob_devices: AudioDevices | None
+    tmp: Path,
+    bob_devices: AudioDevices | FromAccount | None,
+    bob_account: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[UserAgent, UserAgent, list[Call], list[Event]]]:
     """Our registrar/proxy and two registered phones; Bob answers at once with the sound card
-    ``bob_devices``. Yields (alice, bob, bob's calls, bob's events)."""
+    ``bob_devices`` (FROM_ACCOUNT: the UserAgent is not given any; ``bob_account`` has more
+    Account fields for Bob). Yields (alice, bob, bob's calls, bob's events)."""
     ca = certs.make_ca("Sound Test CA")
     leaf = certs.issue(ca, DOMAIN)
     ca_file = tmp / "ca.pem"
@@ -65,15 +69,17 @@ async def network(
                 registrar=f"sips:{DOMAIN}:{registrar.tls_port}",
                 resolve=(ResolveEntry(DOMAIN, registrar.tls_port, "127.0.0.1"),),
                 ca_file=ca_file,
+                **((bob_account or {}) if user == "bob" else {}),
             )
             options: dict[str, Any] = {}
             if user == "bob":
                 options = {
                     "on_incoming_call": bob_calls.append,
                     "auto_answer": True,
-                    "audio_devices": bob_devices,
                     "on_event": bob_events.append,
                 }
+                if bob_devices is not FROM_ACCOUNT:
+                    options["audio_devices"] = bob_devices
             ua = UserAgent(
                 account,
                 password=PASSWORDS[user],
@@ -114,6 +120,39 @@ async def test_a_call_through_the_sound_card_echoes_back(pulse: Path, tmp_path: 
         await call.hangup()
         await asyncio.wait_for(asyncio.shield(bob_call.ended), WAIT)
         assert mic.closed and speaker.closed  # released with the call
+
+
+async def test_a_phone_uses_the_devices_its_account_names(pulse: Path, tmp_path: Path) -> None:
+    """Settings saves input_device/output_device; a UserAgent built from that account (as
+    the GUI builds it, without audio_devices=) opens them for its calls."""
+    devices = {"input_device": "pulse", "output_device": "pulse"}
+    async with network(tmp_path, FROM_ACCOUNT, devices) as (alice, bob, bob_calls, _):
+        assert bob.audio_devices == ("pulse", "pulse")
+        heard_by_alice = Recorder()
+        call = await alice.call(f"sips:bob@{DOMAIN}", source=ToneSource(700), sink=heard_by_alice)
+        await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+        await wait_until(lambda: bool(bob_calls), "bob's call")
+        bob_call = bob_calls[0]
+        await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+        mic, speaker = bob_call.source, bob_call.sink
+        assert isinstance(mic, DeviceSource) and isinstance(speaker, DeviceSink)
+        assert mic.device.name == "pulse" and speaker.device.name == "pulse"
+        await wait_until(lambda: heard_by_alice.loud_frames() > 25, "alice hearing the echo")
+        assert abs(heard(heard_by_alice) - 700) <= 20
+        # Devices changed in Settings (a new account) apply to the next call, not this one.
+        bob.account = dataclasses.replace(bob.account, input_device=None, output_device=None)
+        assert bob.audio_devices is None
+        assert bob_call.source is mic and not mic.closed
+        await call.hangup()
+        await asyncio.wait_for(asyncio.shield(bob_call.ended), WAIT)
+        assert mic.closed and speaker.closed
+        second = await alice.call(f"sips:bob@{DOMAIN}", source=ToneSource(700), sink=Recorder())
+        await second.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+        await wait_until(lambda: len(bob_calls) == 2, "bob's second call")
+        await bob_calls[1].wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+        assert not isinstance(bob_calls[1].source, DeviceSource)
+        assert not isinstance(bob_calls[1].sink, DeviceSink)
+        await second.hangup()
 
 
 async def test_an_explicit_source_and_sink_win_over_the_sound_card(
@@ -199,3 +238,37 @@ def test_play_and_record_win_over_the_devices() -> None:
     assert _audio_devices(args) is None
     assert _audio_devices(parser.parse_args(["--account", "a.toml"])) is None
     assert device_spec(" Default ") is None and device_spec(" pulse ") == "pulse"
+
+
+def test_the_device_flags_override_the_accounts() -> None:
+    parser = build_parser()
+    account = Account(aor="sips:alice@sound.test", input_device="Headset", output_device="hdmi")
+    only_out = Account(aor="sips:alice@sound.test", output_device="hdmi")
+
+    def devices(argv: list[str], acct: Account | None = account) -> AudioDevices | None:
+        return _audio_devices(parser.parse_args(["--account", "a.toml", *argv]), acct)
+
+    assert devices([]) == ("Headset", "hdmi")
+    assert devices([], only_out) == ("default", "hdmi")  # the one left out: system default
+    assert devices([], Account(aor="sips:alice@sound.test")) is None
+    assert devices(["--input-device", "mic"]) == ("mic", "hdmi")
+    assert devices(["--output-device", "2"]) == ("Headset", "2")
+    assert devices(["--input-device", "mic", "--output-device", "2"]) == ("mic", "2")
+    assert devices(["--play", "x.wav"]) == (None, "hdmi")
+    assert devices(["--record", "y.wav", "--output-device", "2"]) == ("Headset", None)
+    assert devices(["--play", "x.wav", "--record", "y.wav"]) is None
+
+
+def test_an_account_device_that_does_not_exist_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = tmp_path / "alice.toml"
+    account.write_text(
+        'aor = "sips:alice@sound.test"\nregistrar = "sips:sound.test"\n'
+        'output_device = "no-such-card-s11a"\n'
+    )
+    code = main(["--account", str(account)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "cannot use the sound card (the account's input_device/output_device" in err
+    assert "no-such-card-s11a" in err or "no audio output device" in err or "PortAudio" in err
