@@ -6,12 +6,19 @@ label *and* a colour, and the current certificate's short fingerprint. The detai
 certificate the contact has shown (current first, then newest) and the history, oldest first;
 with our own identity they also carry the safety number of the contact's current certificate
 (:func:`softphone.security.safety.safety_number`, UX.md "Safety number").
+
+The details are made for one contact at a time, the one shown: :func:`contact_summary` (the
+certificates and the history: cheap) at once, :func:`contact_safety` (the safety number: an
+iterated hash, 12 ms per new key) in a worker thread by the view; :func:`safety_key` says
+when a number already worked out still applies. The contact's own S/MIME setting (RFC 3261
+§23.3, issue 6) is offered as :data:`SMIME_CHOICES`, in words, and explained by
+:func:`smime_explanation`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from softphone.ua import (
@@ -20,19 +27,29 @@ from softphone.ua import (
     ContactState,
     EventKind,
     TrustLedger,
+    fingerprint_sha256,
     safety_number,
 )
 from softphone.ua import LedgerHistoryEntry as HistoryEntry
+from softphone.ua.contacts import ACCOUNT, ProtectionMode
 from ui.call_presenters import Level
 
 __all__ = [
+    "SMIME_CHOICES",
     "STATE_LABELS",
     "CertificateView",
     "ContactDetails",
     "ContactRow",
+    "SafetyView",
     "contact_details",
     "contact_rows",
+    "contact_safety",
+    "contact_summary",
+    "safety_key",
     "short_fingerprint",
+    "smime_explanation",
+    "smime_index",
+    "with_safety",
 ]
 
 #: UX.md "Who is on the other end": the label, the sentence, the level (colour) of each state.
@@ -71,7 +88,53 @@ _HISTORY_WORDS: Final = {
     EventKind.UNVERIFIED_BY_CHANGE: "no longer verified (the certificate changed)",
     EventKind.CHANGE_ACCEPTED: "you accepted the new certificate",
     EventKind.EXPORTED: "exported",
+    EventKind.SMIME_PREFERENCE: "S/MIME setting changed",
 }
+
+#: The contact's S/MIME setting (RFC 3261 §23.3) as the combo box offers it, in this order:
+#: the words shown, and the preference stored (``None``: follow the account's ``smime``).
+SMIME_CHOICES: Final[tuple[tuple[str, ProtectionMode | None], ...]] = (
+    ("Use the account's setting", None),
+    ("Off", ProtectionMode.OFF),
+    ("Sign", ProtectionMode.SIGN),
+    ("Sign and encrypt", ProtectionMode.SIGN_AND_ENCRYPT),
+)
+
+_SMIME_EXPLANATIONS: Final[dict[ProtectionMode | None, str]] = {
+    None: "Calls with this contact follow the account's S/MIME setting.",
+    ProtectionMode.OFF: (
+        "Your call setup to this contact is sent without S/MIME. If the account requires "
+        "S/MIME, their messages must still carry it."
+    ),
+    ProtectionMode.SIGN: (
+        "Your call setup to this contact is signed, and theirs must be signed too (or more, "
+        "if the account asks for more)."
+    ),
+    ProtectionMode.SIGN_AND_ENCRYPT: (
+        "Your call setup to this contact is signed and encrypted to their certificate "
+        "(signed only until a certificate of theirs is known), and theirs must be signed "
+        "and encrypted too."
+    ),
+}
+
+#: How the history's "<old> -> <new>" words of an S/MIME change read.
+_PREFERENCE_WORDS: Final = {
+    ACCOUNT: "the account's setting",
+    ProtectionMode.OFF.value: "off",
+    ProtectionMode.SIGN.value: "sign",
+    ProtectionMode.SIGN_AND_ENCRYPT.value: "sign and encrypt",
+}
+
+
+def smime_index(preference: ProtectionMode | None) -> int:
+    """The place of ``preference`` in :data:`SMIME_CHOICES`."""
+    return [choice for _, choice in SMIME_CHOICES].index(preference)
+
+
+def smime_explanation(preference: ProtectionMode | None) -> str:
+    """What the setting does to calls with this contact, in words (RFC 3261 §23.3: what we
+    send is the contact's setting; what we require is the stricter of account and contact)."""
+    return _SMIME_EXPLANATIONS[preference]
 
 
 def short_fingerprint(fingerprint: bytes, groups: int = 4) -> str:
@@ -108,12 +171,21 @@ class CertificateView:
 
 
 @dataclass(frozen=True)
+class SafetyView:
+    """The safety number with one contact's current certificate (UX.md "Safety number")."""
+
+    number: str  # 12 groups of five digits
+    qr_payload: bytes
+
+
+@dataclass(frozen=True)
 class ContactDetails:
     row: ContactRow
     certificates: tuple[CertificateView, ...]
     history: tuple[str, ...]
     safety_number: str | None  # 12 groups of five, when our identity is known
     qr_payload: bytes | None
+    smime: ProtectionMode | None = None  # the contact's own S/MIME setting; None: the account's
 
 
 def contact_rows(ledger: TrustLedger) -> list[ContactRow]:
@@ -162,34 +234,73 @@ def _history(entry: HistoryEntry) -> str:
     line = f"{_when(entry.at)}  {words}"
     if entry.fingerprint is not None:
         line += f"  (SHA-256 {short_fingerprint(entry.fingerprint, 2)})"
-    if entry.detail:
-        line += f": {entry.detail}"
+    detail = entry.detail
+    if entry.kind is EventKind.SMIME_PREFERENCE and " -> " in detail:
+        old, new = detail.split(" -> ", 1)
+        detail = f"{_PREFERENCE_WORDS.get(old, old)} → {_PREFERENCE_WORDS.get(new, new)}"
+    if detail:
+        line += f": {detail}"
     return line
 
 
-def contact_details(contact: Contact, own_identity: Any = None) -> ContactDetails:
-    """Everything about ``contact``; ``own_identity`` (``.cert``, ``.aor``) adds the safety
-    number of its current certificate and the QR payload of that number."""
+def contact_summary(contact: Contact) -> ContactDetails:
+    """The details of ``contact`` without the safety number: every certificate (current
+    first, then newest), the history, the S/MIME setting. Cheap: made when it is shown."""
     records = sorted(
         contact.certificates,
         key=lambda r: (r.fingerprint != contact.current, -r.last_seen.timestamp()),
     )
-    number: str | None = None
-    payload: bytes | None = None
-    current = contact.current_record
-    if own_identity is not None and current is not None:
-        try:
-            computed = safety_number(
-                own_identity.cert, own_identity.aor, current.certificate, contact.aor
-            )
-        except ValueError:
-            pass
-        else:
-            number, payload = str(computed), computed.qr_payload()
     return ContactDetails(
         row=_row(contact),
         certificates=tuple(_certificate(r, r.fingerprint == contact.current) for r in records),
         history=tuple(_history(h) for h in contact.history),
-        safety_number=number,
-        qr_payload=payload,
+        safety_number=None,
+        qr_payload=None,
+        smime=contact.smime,
     )
+
+
+def safety_key(contact: Contact, own_identity: Any) -> tuple[str, str, bytes, bytes] | None:
+    """What the safety number with ``contact`` depends on (both AORs, both certificates'
+    SHA-256), to know when one worked out before still applies; ``None`` when there is none
+    to work out (no identity of ours, no certificate of theirs)."""
+    current = contact.current
+    if own_identity is None or current is None:
+        return None
+    try:
+        own = fingerprint_sha256(own_identity.cert)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (contact.aor, str(own_identity.aor), own, current)
+
+
+def contact_safety(contact: Contact, own_identity: Any) -> SafetyView | None:
+    """The safety number of ``contact``'s current certificate and ours, with its QR payload
+    (UX.md "Safety number"); ``None`` when there is none (no identity of ours, no certificate
+    of theirs, a key the number cannot be made from). An iterated hash (12 ms per new key
+    here; :mod:`softphone.security.safety` caches each half, thread-safe): the view calls it
+    in a worker thread."""
+    current = contact.current_record
+    if own_identity is None or current is None:
+        return None
+    try:
+        computed = safety_number(
+            own_identity.cert, own_identity.aor, current.certificate, contact.aor
+        )
+    except ValueError:
+        return None
+    return SafetyView(str(computed), computed.qr_payload())
+
+
+def with_safety(details: ContactDetails, safety: SafetyView | None) -> ContactDetails:
+    """``details`` with the safety number (or without, for ``None``)."""
+    if safety is None:
+        return replace(details, safety_number=None, qr_payload=None)
+    return replace(details, safety_number=safety.number, qr_payload=safety.qr_payload)
+
+
+def contact_details(contact: Contact, own_identity: Any = None) -> ContactDetails:
+    """Everything about ``contact``; ``own_identity`` (``.cert``, ``.aor``) adds the safety
+    number of its current certificate and the QR payload of that number (at once: the view
+    works the number out in a worker thread instead)."""
+    return with_safety(contact_summary(contact), contact_safety(contact, own_identity))

@@ -235,8 +235,8 @@ class MainWindow(QMainWindow):
         aor = aor or self.selected_aor()
         if aor is None:
             return
-        ledger, identity, problem = self.bridge.contacts(aor)
-        self.contacts_view.show_ledger(ledger, identity, problem)
+        ledger, identity, problem, path = self.bridge.contacts(aor)
+        self.contacts_view.show_ledger(ledger, identity, problem, path)
 
     def _show(self, view: AccountView) -> None:
         item = self.items[view.aor]
