@@ -510,6 +510,7 @@ def test_a_real_incoming_call_from_ringing_to_history(
         window.poll_levels()
         assert window.mic_bar.text() == "Muted"
         call.set_muted(False)  # from elsewhere (the agent): the window follows the engine
+        await h.bridge.settled()  # engine events reach the widgets on the next loop turns
         assert not window.mute_button.isChecked() and window.mute_button.text() == "&Mute"
         window.grab().save(str(tmp_path / "real-call.png"))
         click(window.hangup_button)
