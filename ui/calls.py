@@ -25,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QWidget
 
 from softphone.ua import CallError, CallHistory
 from ui.bridge import EngineBridge
@@ -196,7 +197,15 @@ class CallManager(QObject):
         """Build the next call's window now, while no call is going on (at start-up and
         after each call): a window built mid-call would stall the event loop."""
         if self.spare is None and all(p.phase == "ended" for p in self.presenters.values()):
-            self.spare = CallWindow()
+            spare = CallWindow()
+            # What a first show() would otherwise do mid-call: polish every child widget
+            # (style sheets, fonts), lay them out, and make the platform window.
+            spare.ensurePolished()
+            for child in spare.findChildren(QWidget):
+                child.ensurePolished()
+            spare.layout().activate()
+            spare.create()
+            self.spare = spare
 
     def prepare_spare_soon(self, delay_ms: int = 1000) -> None:
         """:meth:`prepare_spare` once the loop is idle again (a timer: nothing in between)."""
