@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -143,6 +144,10 @@ class Phone:
         ua = self.bridge.user_agent(account, **options)
         self.user_agents.append(ua)
         self.bridge.start(ua)
+        # The engine's modules, Qt's wrappers and the windows (~95,000 objects) live as long
+        # as the phone: out of the cyclic collector's scans from now on, so that a full
+        # collection during a call walks only what the call made (35 ms → a few here).
+        gc.freeze()
         return ua
 
     def open_uri(self, uri: str) -> None:
