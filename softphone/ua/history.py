@@ -252,35 +252,41 @@ class _Writer:
     """Writes a history's snapshots in a worker thread, newest first: a snapshot that is
     overtaken before the thread gets to it is dropped (the file only ever needs the last one).
     Each write is still atomic (:func:`softphone.storage.atomic_write`: temporary file, fsync,
-    rename), so a crash leaves the previous or the new file, never half of one. The thread
-    exits when there is nothing to write and is started again by the next snapshot."""
+    rename), so a crash leaves the previous or the new file, never half of one. The thread is
+    started by the first snapshot and then waits for the next (starting a thread makes the
+    caller wait until it runs: milliseconds on a loaded machine, on the event loop)."""
 
     def __init__(self, write: Callable[[tuple[HistoryEntry, ...]], None]) -> None:
         self._write = write
         self._cond = threading.Condition()
         self._pending: tuple[HistoryEntry, ...] | None = None
-        self._running = False
+        self._busy = False
+        self._thread: threading.Thread | None = None
 
     def submit(self, entries: tuple[HistoryEntry, ...]) -> None:
         with self._cond:
             self._pending = entries
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="call-history", daemon=True).start()
+            self._cond.notify_all()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="call-history", daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None)
                 entries, self._pending = self._pending, None
-                if entries is None:
-                    self._running = False
-                    self._cond.notify_all()
-                    return
+                self._busy = True
             try:
-                self._write(entries)
+                if entries is not None:
+                    self._write(entries)
             except Exception:  # a bug must not kill the writer: the next snapshot tries again
                 log.exception("writing the call history failed")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: not self._running, timeout)
+            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)

@@ -199,7 +199,7 @@ def test_background_save_writes_the_newest_snapshot_and_drops_overtaken_ones(
     assert history.flush(10)
     assert written[-1] == 4 and len(written) <= 2  # the first, then only the newest
     assert [e.call_id for e in CallHistory.load(path).entries] == ["c3", "c2", "c1", "c0"]
-    history.record(state("c9", "calling"), at(9))  # the writer starts again when needed
+    history.record(state("c9", "calling"), at(9))  # the same writer takes the next one
     assert history.flush(10) and CallHistory.load(path).entries[0].call_id == "c9"
 
 
