@@ -19,7 +19,12 @@ as ``main`` runs them; both in this process, so the loop carries both ends of th
   * a ``sipsec:`` call through the engine's test sipsec proxy (nested TLS, self-signed
     identities, the trust questions clicked "Connect this time").
 alice dials from the dialer (the window's Call button), bob auto-answers; ``TALK_SECONDS`` of
-audio both ways, then alice hangs up from the call window. A ticker on the loop sleeps
+audio both ways, then alice hangs up from the call window. Each call is measured twice: with
+bob a second GUI phone in this process (one loop carries both ends: the worst case), and with
+bob ``softphone agent --auto-answer`` in a process of his own (as a second phone is: alice's
+loop carries her phone only). Before dialling, each phone has been up long enough to build its
+spare call window (``ui.calls.CallManager.prepare_spare``), as it is before anyone dials.
+The floor beside them: the same ticker on an idle qasync loop. A ticker on the loop sleeps
 ``TICK`` s and records how late it wakes (the lag = stall). Every asyncio callback is timed
 (``asyncio.Handle._run`` wrapped in this process only) so the longest ones are named.
 Prints max, p99 and the culprits; never asserts a time.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import statistics
 import subprocess
@@ -163,6 +169,10 @@ class CallbackTimer:
 
     def __init__(self) -> None:
         self.slow: list[tuple[float, float, str]] = []  # (start monotonic, seconds, what)
+        #: (start monotonic, CPU seconds of this thread, what) of every callback over 5 ms of
+        #: CPU: what our code holds the loop for, without the time the machine took the CPU
+        #: away (a shared VM: steal) — the wall-clock lag includes both.
+        self.cpu: list[tuple[float, float, str]] = []
         self.samples: dict[float, list[str]] = {}  # callback start -> stacks seen during it
         self._original: Callable[[Any], None] | None = None
         self._current: float | None = None
@@ -184,14 +194,18 @@ class CallbackTimer:
 
         def timed(handle: asyncio.Handle) -> None:
             t0 = time.monotonic()
+            c0 = time.thread_time()
             me._current = t0
             try:
                 original(handle)
             finally:
                 me._current = None
             took = time.monotonic() - t0
+            cpu = time.thread_time() - c0
             if took >= 0.010:
                 me.slow.append((t0, took, _describe(handle)))
+            if cpu >= 0.005:
+                me.cpu.append((t0, cpu, _describe(handle)))
 
         setattr(asyncio.Handle, "_run", timed)  # noqa: B010 - patched for this process only
         self._thread = threading.Thread(
@@ -253,7 +267,17 @@ def report(label: str, ticker: Ticker, timer: CallbackTimer, began: float, ended
         for stack in sorted(set(stacks), key=stacks.count, reverse=True)[:2]:
             print(f"        {stacks.count(stack)}x {stack}")
     if not slow:
-        print("    no asyncio callback took 10 ms or more (the stall was outside asyncio: Qt)")
+        print("    no asyncio callback took 10 ms or more (the stall was outside asyncio)")
+    cpu = sorted((c for c in timer.cpu if began <= c[0] <= ended), key=lambda c: -c[1])
+    if cpu:
+        t0, took, what = cpu[0]
+        over = sum(1 for c in cpu if c[1] > 0.020)
+        print(
+            f"    longest callback in CPU time: {1000 * took:.1f} ms at +{t0 - began:5.2f} s "
+            f"({what}); {over} callbacks over 20 ms of CPU"
+        )
+    else:
+        print("    no callback used 5 ms of CPU or more")
 
 
 def answer_trust_questions(*phones: Any) -> None:
@@ -276,10 +300,70 @@ async def until(condition: Callable[[], Any], what: str) -> Any:
     raise AssertionError(what)  # pragma: no cover
 
 
+class PeerAgent:
+    """bob in a process of his own (``softphone agent --auto-answer``), as the other phone of
+    a call is: alice's event loop then carries only her phone."""
+
+    def __init__(self, account_toml: str, workdir: Path, env: dict[str, str]) -> None:
+        self.account = workdir / "bob-agent.toml"
+        self.account.write_text(account_toml, encoding="utf-8")
+        self.workdir = workdir
+        self.env = env
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.env)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "softphone.agent",
+            "--account",
+            str(self.account),
+            "--pin-store",
+            str(self.workdir / "bob-agent-pins.json"),
+            "--auto-answer",
+            "--on-untrusted",
+            "accept-once",
+            "--sipsec-policy",
+            "accept",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
+        await self.until("registered")
+
+    async def until(self, name: str) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        async with asyncio.timeout(WAIT):
+            while True:
+                line = await self.process.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"bob's agent exited before {name!r}")
+                event = json.loads(line)
+                if event.get("event") == name:
+                    return dict(event)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 10)
+            if self.process.returncode is None:
+                self.process.kill()
+                await self.process.wait()
+
+
 async def gui_call(
-    label: str, accounts: list[tuple[Any, dict[str, Any]]], dial: str, workdir: Path
+    label: str,
+    accounts: list[tuple[Any, dict[str, Any]]],
+    dial: str,
+    workdir: Path,
+    peer: PeerAgent | None = None,
 ) -> None:
-    """Two Phones, alice dials ``dial``, bob auto-answers, talk, alice hangs up; lag report."""
+    """alice's Phone dials ``dial``; bob (a second Phone in this process, or ``peer``, an
+    agent process) auto-answers; talk, alice hangs up; lag report."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
@@ -298,7 +382,10 @@ async def gui_call(
                 **options,
             )
             phones.append(phone)
-        alice, bob = phones
+        alice = phones[0]
+        others = phones[1:]
+        if peer is not None:
+            await peer.start()
         for phone in phones:
             aor = phone.user_agents[0].account.aor
 
@@ -316,7 +403,7 @@ async def gui_call(
             QTest.mouseClick(alice.window.call_button, Qt.MouseButton.LeftButton)
 
             def established() -> Any:
-                answer_trust_questions(alice, bob)
+                answer_trust_questions(alice, *others)
                 if alice.window.dial_error.text():
                     raise RuntimeError(alice.window.dial_error.text())
                 for window in alice.calls.windows.values():
@@ -342,6 +429,8 @@ async def gui_call(
         await ticker.stop()
         for phone in phones:
             await phone.close()
+        if peer is not None:
+            await peer.stop()
 
 
 async def sips_call(workdir: Path) -> None:
@@ -378,7 +467,24 @@ async def sips_call(workdir: Path) -> None:
             )
             for user in ("alice", "bob")
         ]
-        await gui_call("sips: via Kamailio", accounts, f"sips:bob@{server.domain}", workdir)
+        dial = f"sips:bob@{server.domain}"
+        await gui_call("sips: via Kamailio, both phones here", accounts, dial, workdir)
+        bob = PeerAgent(
+            "\n".join(
+                [
+                    f'aor = "sips:bob@{server.domain}"',
+                    f'registrar = "sips:{server.domain}:{server.tls_port}"',
+                    f'resolve = ["{server.domain}:{server.tls_port}:127.0.0.1"]',
+                    f'ca_file = "{server.ca_cert_path}"',
+                    'password_env = "BENCH_BOB_PASSWORD"',
+                ]
+            )
+            + "\n",
+            workdir,
+            {"BENCH_BOB_PASSWORD": DEFAULT_USERS["bob"]},
+        )
+        label = "sips: via Kamailio, bob an agent process"
+        await gui_call(label, accounts[:1], dial, workdir, peer=bob)
     finally:
         await asyncio.to_thread(server.close)
 
@@ -411,7 +517,69 @@ async def sipsec_call(workdir: Path) -> None:
             )
             for who in ("alice@atlanta.test", "bob@biloxi.test")
         ]
-        await gui_call("sipsec: via the test proxy", accounts, "sipsec:bob@biloxi.test", workdir)
+        dial = "sipsec:bob@biloxi.test"
+        await gui_call("sipsec: via the test proxy, both phones here", accounts, dial, workdir)
+        label = "sipsec: via the test proxy, bob an agent process"
+        await gui_call(label, accounts[:1], dial, workdir, peer=_sipsec_agent(proxy, ca, workdir))
+
+
+def _sipsec_agent(proxy: Any, ca: Any, workdir: Path) -> PeerAgent:
+    """bob@biloxi.test as an agent process: his identity in an identity store under the
+    agent's XDG_DATA_HOME, its passphrase handed over in a read-only test keyring."""
+    import keyring
+    from cryptography.hazmat.primitives import serialization
+
+    from softphone.identity_store import IDENTITY_SERVICE, IdentityStore
+    from softphone.security.identity import new_identity
+    from tests.keyrings import InMemoryKeyring
+    from tests.ua.sipsec_proxy import PROXY_DOMAIN
+
+    aor = "sip:bob@biloxi.test"
+    data_home = workdir / "bob-agent-data"
+    previous = keyring.get_keyring()
+    keyring.set_keyring(InMemoryKeyring())
+    try:
+        store = IdentityStore(data_home / "softphone" / "identity")
+        store.save(new_identity(aor, now=dt.datetime.now(dt.UTC)))
+        passphrase = keyring.get_password(IDENTITY_SERVICE, aor)
+    finally:
+        keyring.set_keyring(previous)
+    ca_file = workdir / "bench-gui-ca.pem"
+    ca_file.write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
+    return PeerAgent(
+        "\n".join(
+            [
+                'aor = "sips:bob@biloxi.test"',
+                f'registrar = "sips:{PROXY_DOMAIN}:{proxy.port}"',
+                f'resolve = ["{PROXY_DOMAIN}:{proxy.port}:127.0.0.1"]',
+                f'ca_file = "{ca_file}"',
+                'password_env = "BENCH_BOB_PASSWORD"',
+                'sipsec_accept = "accept"',
+            ]
+        )
+        + "\n",
+        workdir,
+        {
+            "BENCH_BOB_PASSWORD": "unused",
+            "XDG_DATA_HOME": str(data_home),
+            "PYTHON_KEYRING_BACKEND": "tests.ua.sipsec_proxy.EnvKeyring",
+            "SOFTPHONE_TEST_KEYRING": json.dumps({f"{IDENTITY_SERVICE}|{aor}": passphrase}),
+        },
+    )
+
+
+async def idle_floor(workdir: Path) -> None:
+    """The floor: the same ticker on a qasync loop with nothing else on it, for as long as a
+    call is measured. What this shared machine's scheduler alone costs a loop."""
+    ticker, timer = Ticker(), CallbackTimer()
+    with timer:
+        ticker.start()
+        began = time.monotonic()
+        await asyncio.sleep(TALK_SECONDS)
+        ended = time.monotonic()
+        await ticker.stop()
+    label = f"floor: an idle qasync loop, no phone ({TALK_SECONDS:g} s)"
+    report(label, ticker, timer, began, ended)
 
 
 def stalls() -> None:
@@ -423,7 +591,11 @@ def stalls() -> None:
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     print(f"(b) event-loop lag during a GUI call (ticker every {TICK * 1000:g} ms); target 20 ms")
-    scenarios: list[Callable[[Path], Coroutine[Any, Any, None]]] = [sips_call, sipsec_call]
+    scenarios: list[Callable[[Path], Coroutine[Any, Any, None]]] = [
+        idle_floor,
+        sips_call,
+        sipsec_call,
+    ]
     with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
         for scenario in scenarios:
             loop = qasync.QEventLoop(app)
