@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QFontDatabase, QImage
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
@@ -31,6 +28,7 @@ from softphone.ua.events import CallHeld, CallState, MediaStarted, PeerIdentity
 from tests.ua.test_call import FakeHost, incoming, incoming_invite
 from tests.ui import screens
 from tests.ui.screens import ALICE, BOB, FP, SAFETY, FakeCall
+from tests.ui.shots import check_at_200_percent
 from ui.bridge import EngineBridge
 from ui.call_presenters import CallPresenter, LadderModel
 from ui.call_window import CallWindow
@@ -533,22 +531,7 @@ def test_screenshots_at_100_and_200_percent(qapp: QApplication) -> None:
     assert "DejaVu Sans" in QFontDatabase.families()  # else the shots show boxes
     SHOTS.mkdir(parents=True, exist_ok=True)
     one = screens.build(SHOTS, "")
-    env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.ui.screens", str(SHOTS), "@2x"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    for path in one:
-        double = path.with_name(path.stem + "@2x.png")
-        small, big = QImage(str(path)), QImage(str(double))
-        assert not small.isNull() and not big.isNull()
-        assert big.width() >= 1.8 * small.width(), double
+    check_at_200_percent("tests.ui.screens", one)
     assert len(one) >= 8
 
 

@@ -6,9 +6,6 @@ only for the contact shown; the safety number and its QR code are made off the e
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from softphone.security.ledger import EventKind
 from softphone.security.smime import ProtectionMode
 from tests.ui import contacts_screens
 from tests.ui.screens import sample_ledger
+from tests.ui.shots import check_at_200_percent
 from ui.contacts_presenters import SMIME_CHOICES, contact_safety, smime_index
 from ui.contacts_view import ContactsView
 from ui.qr import qr_pixmap
@@ -354,23 +352,8 @@ def test_screenshots_of_the_smime_setting_at_100_and_200_percent(qapp: QApplicat
     assert "DejaVu Sans" in QFontDatabase.families()  # else the shots show boxes
     SHOTS.mkdir(parents=True, exist_ok=True)
     one = contacts_screens.build(SHOTS, "")
-    env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.ui.contacts_screens", str(SHOTS), "@2x"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
     assert len(one) == 2
-    for path in one:
-        double = path.with_name(path.stem + "@2x.png")
-        small, big = QImage(str(path)), QImage(str(double))
-        assert not small.isNull() and not big.isNull()
-        assert big.width() >= 1.8 * small.width(), double
+    check_at_200_percent("tests.ui.contacts_screens", one)
 
 
 def test_main_window_gives_the_view_the_account_ledger_file(qtbot: Any, tmp_path: Path) -> None:

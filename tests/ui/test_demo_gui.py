@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtGui import QFontDatabase, QImage
+from PySide6.QtGui import QFontDatabase
 
 from softphone.demo import sips_invite
 from softphone.security.ledger import ContactState
 from softphone.server.observe import ProxyView, SipSeen, TunnelClosed, TunnelOpened
 from softphone.sip.parser import parse_message
 from tests.ui.demo_journey import Seen, journey
+from tests.ui.shots import check_at_200_percent
 from ui.demo_presenters import (
     CAN_READ_KEYS,
     CANNOT_READ,
@@ -108,17 +109,7 @@ def test_screenshots_of_every_stage_at_100_and_200_percent(seen: tuple[Seen, Pat
     assert "DejaVu Sans" in QFontDatabase.families()  # else the shots show boxes
     result, _ = seen
     assert len(result.shots) >= 10
-    env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.ui.demo_journey", str(SHOTS), "@2x"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-4000:]
-    for path in result.shots:
-        double = path.with_name(path.stem + "@2x.png")
-        small, big = QImage(str(path)), QImage(str(double))
-        assert not small.isNull() and not big.isNull(), double
-        assert big.width() >= 1.8 * small.width(), double
+    check_at_200_percent("tests.ui.demo_journey", result.shots, timeout=240)
 
 
 # -- the proxy panes' words, from real messages ----------------------------------------------

@@ -1,0 +1,37 @@
+"""The 200% half of the screenshot tests: run a screens module again with ``QT_SCALE_FACTOR=2``
+in a process of its own (the scale is fixed when Qt starts) and check each ``@2x`` shot is
+really drawn at twice the size of its 100% twin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from PySide6.QtGui import QImage
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "build" / "screenshots"
+
+
+def check_at_200_percent(module: str, shots_at_100: Iterable[Path], timeout: float = 120) -> None:
+    """``python -m module SHOTS @2x`` at twice the scale; every shot of ``shots_at_100`` must
+    have an ``@2x`` twin at least 1.8 times as wide."""
+    env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, "-m", module, str(SHOTS), "@2x"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    for path in shots_at_100:
+        double = path.with_name(path.stem + "@2x.png")
+        small, big = QImage(str(path)), QImage(str(double))
+        assert not small.isNull() and not big.isNull(), double
+        assert big.width() >= 1.8 * small.width(), double
