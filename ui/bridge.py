@@ -78,6 +78,10 @@ class EngineBridge(QObject):
     trust_decided = Signal(str, object)  # (aor, TrustDecision)
     call_started = Signal(str, object, object)  # (aor, Call, Protection | None)
     call_failed = Signal(str, str, str)  # (aor, what was dialled, reason in words)
+    #: A ``sipsec:`` call failed because the path does not do sipsec (draft §6.6: a proxy that
+    #: refused it or did not go transparent), so ``sips:`` to the same address could still
+    #: work: (aor, what was dialled, reason in words). Only ever offered, never done unasked.
+    sips_fallback_offered = Signal(str, str, str)
     incoming_call = Signal(str, object)  # (aor, Call) ringing, waiting for accept/decline
     call_event = Signal(str, object)  # (aor, event) every event that names a call_id
     trace = Signal(str, object)  # (aor, TraceEntry)
@@ -246,6 +250,8 @@ class EngineBridge(QObject):
                 call = await ua.call(uri)
             except CallError as exc:
                 self.call_failed.emit(aor, uri, _sentence(exc.reason))
+                if getattr(exc, "fallback_ok", False):  # SipsecCallError: never a trust refusal
+                    self.sips_fallback_offered.emit(aor, uri, _sentence(exc.reason))
                 return None
             except Exception as exc:
                 log.exception("calling %s failed unexpectedly", uri)

@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         bridge.any_event.connect(self._on_event)
         bridge.registering.connect(self._on_registering)
         bridge.trust_decided.connect(self._on_decided)
+        bridge.sips_fallback_offered.connect(self.offer_sips_fallback)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -182,6 +183,19 @@ class MainWindow(QMainWindow):
         self.dial_error.setStyleSheet("color: #b22222;")
         self.dial_error.setVisible(False)
         column.addWidget(self.dial_error)
+        # A sipsec call the path could not carry: sips: to the same address, only if the
+        # person says so, with what it gives away in the button's neighbourhood (UX.md).
+        self.fallback_words = QLabel()
+        self.fallback_words.setObjectName("fallbackWords")
+        self.fallback_words.setWordWrap(True)
+        self.fallback_button = QPushButton("Call with &SIPS instead")
+        self.fallback_button.clicked.connect(self._fall_back)
+        fallback_row = QHBoxLayout()
+        fallback_row.addWidget(self.fallback_words, 1)
+        fallback_row.addWidget(self.fallback_button, 0, Qt.AlignmentFlag.AlignTop)
+        column.addLayout(fallback_row)
+        self._fallback: tuple[str, str] | None = None  # (aor, sips: URI) on offer
+        self._hide_fallback()
         self._show_protection()
         self._update_call_button()
         return box
@@ -335,6 +349,39 @@ class MainWindow(QMainWindow):
     def _clear_dial_error(self) -> None:
         self.dial_error.clear()
         self.dial_error.setVisible(False)
+        self._hide_fallback()
+
+    def offer_sips_fallback(self, aor: str, uri: str, reason: str) -> None:
+        """After a ``sipsec:`` call the path could not carry (``reason``): offer the same
+        address as ``sips:``, saying what that gives away; nothing happens unless the person
+        presses the button (draft-gurbani-sip-sipsec-01 §6.6; never a silent downgrade)."""
+        if not uri.lower().startswith("sipsec:"):
+            return
+        target = "sips:" + uri.split(":", 1)[1]
+        self._fallback = (aor, target)
+        self.fallback_words.setText(
+            f"You can call {target} instead: {Protection.SIPS.words.lower()}. That call "
+            "would not be end to end."
+        )
+        for widget in (self.fallback_words, self.fallback_button):
+            widget.setVisible(True)
+        self.fallback_button.setFocus()
+
+    def _hide_fallback(self) -> None:
+        self._fallback = None
+        self.fallback_words.clear()
+        for widget in (self.fallback_words, self.fallback_button):
+            widget.setVisible(False)
+
+    def _fall_back(self) -> None:
+        if self._fallback is None:
+            return
+        aor, target = self._fallback
+        self.dial.setText(target)
+        self._typed(target)
+        self._clear_dial_error()
+        self._log(f"Calling {target} from {aor} ({Protection.SIPS.label}), as you chose")
+        self.dial_requested.emit(aor, target, Protection.SIPS)
 
     def set_dial_text(self, text: str) -> None:
         """Put ``text`` (a URI from the command line or another instance) in the dialer."""
