@@ -531,6 +531,14 @@ class SettingsDialog(QDialog):
         if self.meter is None:
             self.meter_poll.stop()
             return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the dialog outlived its event loop: close the device now
+            meter, self.meter = self.meter, None
+            self.meter_poll.stop()
+            set_level(self.input_level, float("-inf"))
+            meter.close_now()
+            return
         self.pending.append(self.runner(self._stop_meter()))
 
     def _input_changed(self) -> None:

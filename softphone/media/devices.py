@@ -97,12 +97,25 @@ def _portaudio() -> Any:
     return sounddevice
 
 
-def rescan() -> None:
+#: PortAudio is not thread-safe, and streams are opened and closed from worker threads (the
+#: settings' meter, the test tone, calls): every PortAudio call made from Python (device
+#: queries, open + start, stop + close, the rescan) holds this lock. The streams' own
+#: callbacks run on PortAudio's thread and never take it.
+_PORTAUDIO_LOCK = threading.RLock()
+_open_streams = 0  # streams opened and not yet closed (guarded by the lock)
+
+
+def rescan() -> bool:
     """Ask PortAudio to enumerate devices again (it does so once, when it starts): after a
-    headset is plugged in, or a sound server started."""
+    headset is plugged in, or a sound server started. Not while a stream is open (it would
+    be closed under its owner's feet: a crash): then nothing happens and False is returned."""
     sd = _portaudio()
-    sd._terminate()
-    sd._initialize()
+    with _PORTAUDIO_LOCK:
+        if _open_streams:
+            return False
+        sd._terminate()
+        sd._initialize()
+        return True
 
 
 @dataclass(frozen=True)
@@ -132,8 +145,10 @@ class AudioDevice:
 def list_devices() -> list[AudioDevice]:
     """Every device PortAudio knows, defaults marked (``<`` input, ``>`` output in str())."""
     sd = _portaudio()
-    apis = [api["name"] for api in sd.query_hostapis()]
-    default_in, default_out = _defaults(sd)
+    with _PORTAUDIO_LOCK:
+        apis = [api["name"] for api in sd.query_hostapis()]
+        default_in, default_out = _defaults(sd)
+        infos = list(sd.query_devices())
     return [
         AudioDevice(
             index=int(info["index"]),
@@ -145,7 +160,7 @@ def list_devices() -> list[AudioDevice]:
             default_input=int(info["index"]) == default_in,
             default_output=int(info["index"]) == default_out,
         )
-        for info in sd.query_devices()
+        for info in infos
     ]
 
 
@@ -321,9 +336,13 @@ class _DeviceStream:
         for rate in rates:
             for channels in sorted({1, min(2, most)}):
                 try:
-                    check(
-                        device=self.device.index, samplerate=rate, channels=channels, dtype="int16"
-                    )
+                    with _PORTAUDIO_LOCK:
+                        check(
+                            device=self.device.index,
+                            samplerate=rate,
+                            channels=channels,
+                            dtype="int16",
+                        )
                 except Exception as exc:  # noqa: BLE001 - PortAudioError, ValueError
                     errors.append(f"{rate} Hz x{channels}: {exc}")
                     continue
@@ -334,22 +353,32 @@ class _DeviceStream:
         )
 
     def _open(self, stream_class: Any, callback: Callable[..., None]) -> None:
-        try:
-            self._stream = stream_class(
-                samplerate=self.rate,
-                channels=self.channels,
-                dtype="int16",
-                blocksize=self.block,
-                device=self.device.index,
-                latency="low",
-                callback=callback,
-            )
-            self._stream.start()
-        except Exception as exc:  # sounddevice raises PortAudioError or ValueError
-            self._stream = None
-            raise DeviceOpenError(
-                f"cannot open audio {self.kind} device {self.device.name!r}: {exc}"
-            ) from exc
+        global _open_streams  # noqa: PLW0603 - the one count of open streams, under the lock
+        with _PORTAUDIO_LOCK:
+            try:
+                stream = stream_class(
+                    samplerate=self.rate,
+                    channels=self.channels,
+                    dtype="int16",
+                    blocksize=self.block,
+                    device=self.device.index,
+                    latency="low",
+                    callback=callback,
+                )
+            except Exception as exc:  # sounddevice raises PortAudioError or ValueError
+                self._stream = None
+                raise DeviceOpenError(
+                    f"cannot open audio {self.kind} device {self.device.name!r}: {exc}"
+                ) from exc
+            _open_streams += 1
+            self._stream = stream
+            try:
+                stream.start()
+            except Exception as exc:  # closed again (the count with it), said in words
+                self.close()
+                raise DeviceOpenError(
+                    f"cannot open audio {self.kind} device {self.device.name!r}: {exc}"
+                ) from exc
 
     def _level(self, pcm: bytes) -> None:
         self._meter.write(pcm)
@@ -387,10 +416,13 @@ class _DeviceStream:
         self.closed = True
         stream, self._stream = self._stream, None
         if stream is not None:
-            try:
-                stream.stop()
-            finally:
-                stream.close()
+            global _open_streams  # noqa: PLW0603 - see _open
+            with _PORTAUDIO_LOCK:
+                try:
+                    stream.stop()
+                finally:
+                    stream.close()
+                    _open_streams -= 1
         self._queue.clear()
 
     def __enter__(self) -> Self:

@@ -146,6 +146,19 @@ class InputMeter:
                 self.level_dbfs = source.level_dbfs
             await asyncio.sleep(_FRAME)
 
+    def close_now(self) -> None:
+        """:meth:`stop` when no event loop runs any more (a dialog closed after its loop):
+        the device is closed here, at once, so it never stays open (PortAudio could then
+        not enumerate devices again: :func:`softphone.media.devices.rescan`)."""
+        source, self._source = self._source, None
+        task, self._task = self._task, None
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nothing to cancel
+                task.cancel()
+        if source is not None:
+            source.close()
+        self.level_dbfs = -math.inf
+
     async def stop(self) -> None:
         source, self._source = self._source, None
         task, self._task = self._task, None

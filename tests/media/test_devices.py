@@ -106,7 +106,9 @@ def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("PULSE_SERVER", f"unix:{socket}")
     monkeypatch.setenv("PULSE_SINK", SINK)
     monkeypatch.setenv("PULSE_SOURCE", f"{SINK}.monitor")
-    devices.rescan()  # PortAudio enumerates once: let it see the pulse devices now
+    # PortAudio enumerates once: let it see the pulse devices now. Refused only while a
+    # stream is open: one an earlier test left open, which would also hear the wrong server.
+    assert devices.rescan(), "a sound stream an earlier test opened is still open"
     try:
         yield run
     finally:
@@ -191,6 +193,38 @@ def test_devices_are_listed_and_found_by_name_or_index(pulse: Path) -> None:
     assert find_device(pulse_device.index, "output") == pulse_device
     assert find_device(str(pulse_device.index), "output") == pulse_device
     assert "pulse" in str(pulse_device)
+
+
+def test_no_rescan_while_a_stream_is_open_and_streams_open_from_many_threads(
+    pulse: Path,
+) -> None:
+    """PortAudio is not thread-safe: a rescan (Pa_Terminate + Pa_Initialize) would close an
+    open stream under its owner (a crash when that owner later stops it), and opens/closes
+    from several threads at once must take turns (the settings meter, the test tone, calls)."""
+    import threading
+
+    with DeviceSource("pulse") as mic:
+        assert not devices.rescan()  # refused: the microphone is open
+        assert mic.level_dbfs is not None
+    assert devices.rescan()  # nothing open: done
+    errors: list[BaseException] = []
+
+    def open_and_close() -> None:
+        try:
+            for _ in range(3):
+                with DeviceSink("pulse"), DeviceSource("pulse"):
+                    pass
+                devices.rescan()  # refused or done, never in the middle of an open
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert devices._open_streams == 0
 
 
 def test_unknown_device_is_a_clear_error_naming_the_choices(pulse: Path) -> None:
