@@ -8,6 +8,14 @@ starts afresh, having been told). A ledger written by a newer version is left wh
 
 :func:`export_ledger` writes the JSON for an audit (the same document as the ledger file,
 with an ``exported_at`` stamp) and notes the export in every contact's history.
+
+The steps ``softphone contacts`` and the GUI's contacts view share (one implementation, so a
+certificate added or a contact verified in either is judged and stored alike):
+:func:`read_certificate_file` (a certificate received by hand: the first PEM certificate of a
+file), :func:`add_certificate` (recorded as seen ``manual``) and :func:`save_with_pins` (the
+ledger saved, then the pin store brought in line with it by
+:func:`~softphone.security.ledger.sync_pins`, so "verified" also pins the certificate for
+sipsec calls, draft-gurbani-sip-sipsec-01 §6).
 """
 
 from __future__ import annotations
@@ -18,17 +26,28 @@ import os
 from pathlib import Path
 
 import platformdirs
+from cryptography import x509
 
-from softphone.security.ledger import LEDGER_FORMAT_VERSION, LedgerError, TrustLedger
-from softphone.storage import APP_NAME, atomic_write
+from softphone.security.ledger import (
+    LEDGER_FORMAT_VERSION,
+    LedgerError,
+    Observation,
+    Seen,
+    TrustLedger,
+    sync_pins,
+)
+from softphone.storage import APP_NAME, atomic_write, load_pin_store, save_pin_store
 
 __all__ = [
     "CorruptLedgerError",
+    "add_certificate",
     "default_ledger_path",
     "export_ledger",
     "ledger_export_bytes",
     "load_ledger",
+    "read_certificate_file",
     "save_ledger",
+    "save_with_pins",
 ]
 
 
@@ -98,3 +117,44 @@ def export_ledger(
         atomic_write(out, data, mode=0o600)
     save_ledger(ledger_path, ledger)
     return data
+
+
+def read_certificate_file(path: str | os.PathLike[str]) -> x509.Certificate:
+    """The first certificate of the PEM file at ``path`` (a certificate received by hand).
+
+    Raises :class:`LedgerError` when the file holds no readable PEM certificate, ``OSError``
+    when it cannot be read."""
+    data = Path(path).read_bytes()
+    try:
+        return x509.load_pem_x509_certificates(data)[0]
+    except (ValueError, IndexError) as exc:
+        raise LedgerError(f"{path} holds no readable PEM certificate") from exc
+
+
+def add_certificate(
+    ledger: TrustLedger, aor: str, cert: x509.Certificate, now: dt.datetime
+) -> Observation:
+    """Record ``cert`` as ``aor``'s, received by hand (:attr:`Seen.MANUAL`): a new contact, the
+    same certificate again, or CHANGED (loud: a person-verified contact is blocked until
+    answered). ``LedgerError`` for an AOR that is not an address of record."""
+    return ledger.observe(aor, cert, Seen.MANUAL, now)
+
+
+def save_with_pins(
+    ledger_path: str | os.PathLike[str],
+    ledger: TrustLedger,
+    pins_path: str | os.PathLike[str] | None,
+    aor: str,
+    now: dt.datetime,
+) -> None:
+    """Save ``ledger``, then make the pins of ``aor`` follow it (:func:`sync_pins`: verified →
+    pinned ``verified-safety-number``; answered change or forgotten → that pin removed).
+    ``pins_path`` ``None``: the pins are left to the user agent, which brings them in line
+    before it judges a sipsec peer. Raises ``OSError`` or ``PinStoreError``; the ledger is
+    saved first, so a pin store that cannot be written never loses the person's answer."""
+    save_ledger(ledger_path, ledger)
+    if pins_path is None:
+        return
+    pins = load_pin_store(pins_path)
+    if sync_pins(ledger, aor, pins, now):
+        save_pin_store(pins_path, pins)

@@ -32,9 +32,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography import x509
-
-from softphone.contacts import default_ledger_path, export_ledger, load_ledger, save_ledger
+from softphone.contacts import (
+    add_certificate,
+    default_ledger_path,
+    export_ledger,
+    load_ledger,
+    read_certificate_file,
+    save_ledger,
+    save_with_pins,
+)
 from softphone.security.certificates import SecurityError, fingerprint_groups, summary
 from softphone.security.identity import identity_aor
 from softphone.security.ledger import (
@@ -43,15 +49,13 @@ from softphone.security.ledger import (
     ContactState,
     LedgerError,
     Means,
-    Seen,
     TrustLedger,
     parse_fingerprint,
     parse_smime_preference,
-    sync_pins,
 )
 from softphone.security.safety import safety_number
 from softphone.security.smime import ProtectionMode
-from softphone.storage import default_pin_store_path, load_pin_store, save_pin_store
+from softphone.storage import default_pin_store_path
 
 __all__ = ["build_parser", "main"]
 
@@ -147,13 +151,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    try:
-        cert = x509.load_pem_x509_certificates(Path(args.cert).read_bytes())[0]
-    except ValueError as exc:
-        raise LedgerError(f"{args.cert} holds no readable PEM certificate") from exc
+    cert = read_certificate_file(args.cert)
     path = _ledger_path(args)
     ledger = load_ledger(path)
-    observation = ledger.observe(args.aor, cert, Seen.MANUAL, _now())
+    observation = add_certificate(ledger, args.aor, cert, _now())
     save_ledger(path, ledger)
     print(f"{observation.aor}: {observation.kind.value}, {_short(observation.fingerprint)}")
     if observation.kind.value == "changed":
@@ -166,11 +167,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _save_verified(args: argparse.Namespace, ledger: TrustLedger, aor: str) -> None:
-    save_ledger(_ledger_path(args), ledger)
-    pins_path = _pins_path(args)
-    pins = load_pin_store(pins_path)
-    if sync_pins(ledger, aor, pins, _now()):
-        save_pin_store(pins_path, pins)
+    save_with_pins(_ledger_path(args), ledger, _pins_path(args), aor, _now())
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

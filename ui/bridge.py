@@ -352,6 +352,12 @@ class EngineBridge(QObject):
         except (ValueError, OSError) as exc:  # LedgerError, CorruptLedgerError (kept aside)
             return None, identity, _sentence(f"The trust ledger could not be read: {exc}"), path
 
+    def pin_store_path(self, aor: str) -> Any:
+        """The pin store the UA of ``aor`` keeps beside its trust ledger (``None``: unknown):
+        the contacts view updates it with the ledger, as ``softphone contacts`` does."""
+        keeper = getattr(self.user_agents.get(aor), "ledger", None)
+        return getattr(keeper, "pin_store_path", None)
+
     def _track(self, task: asyncio.Future[Any], what: str) -> None:
         def done(future: asyncio.Future[Any]) -> None:
             if not future.cancelled() and future.exception() is not None:

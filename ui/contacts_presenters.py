@@ -13,6 +13,13 @@ iterated hash, 12 ms per new key) in a worker thread by the view; :func:`safety_
 when a number already worked out still applies. The contact's own S/MIME setting (RFC 3261
 §23.3, issue 6) is offered as :data:`SMIME_CHOICES`, in words, and explained by
 :func:`smime_explanation`.
+
+What a person can do to the ledger from the view, as ``softphone contacts`` can (issue 7:
+every capability of the engine reachable from the GUI): :func:`contact_actions` says which
+actions the shown contact offers ("We compared the safety number" only beside a safety number
+of its current certificate, not yet verified by a person; "Accept the new certificate" only in
+the *changed* state); :func:`accept_change_words` and :func:`forget_words` are the
+confirmations, :func:`added_words` and :func:`not_done_words` the outcomes, in words.
 """
 
 from __future__ import annotations
@@ -31,24 +38,39 @@ from softphone.ua import (
     safety_number,
 )
 from softphone.ua import LedgerHistoryEntry as HistoryEntry
-from softphone.ua.contacts import ACCOUNT, ProtectionMode
+from softphone.ua.contacts import ACCOUNT, Observation, ObservationKind, ProtectionMode
 from ui.call_presenters import Level
 
 __all__ = [
+    "ACCEPT_BUTTON",
+    "ADD_BUTTON",
+    "EXPORT_BUTTON",
+    "FORGET_BUTTON",
+    "NOT_CHANGEABLE",
     "SMIME_CHOICES",
     "STATE_LABELS",
+    "VERIFY_BUTTON",
+    "AcceptChangeWords",
     "CertificateView",
+    "ContactActions",
     "ContactDetails",
     "ContactRow",
+    "ForgetWords",
     "SafetyView",
+    "accept_change_words",
+    "added_words",
+    "contact_actions",
     "contact_details",
     "contact_rows",
     "contact_safety",
     "contact_summary",
+    "forget_words",
+    "not_done_words",
     "safety_key",
     "short_fingerprint",
     "smime_explanation",
     "smime_index",
+    "verify_hint",
     "with_safety",
 ]
 
@@ -186,6 +208,8 @@ class ContactDetails:
     safety_number: str | None  # 12 groups of five, when our identity is known
     qr_payload: bytes | None
     smime: ProtectionMode | None = None  # the contact's own S/MIME setting; None: the account's
+    current: bytes | None = None  # SHA-256 of the current certificate (the number's)
+    certificate_count: int = 0
 
 
 def contact_rows(ledger: TrustLedger) -> list[ContactRow]:
@@ -257,6 +281,8 @@ def contact_summary(contact: Contact) -> ContactDetails:
         safety_number=None,
         qr_payload=None,
         smime=contact.smime,
+        current=contact.current,
+        certificate_count=len(contact.certificates),
     )
 
 
@@ -304,3 +330,142 @@ def contact_details(contact: Contact, own_identity: Any = None) -> ContactDetail
     number of its current certificate and the QR payload of that number (at once: the view
     works the number out in a worker thread instead)."""
     return with_safety(contact_summary(contact), contact_safety(contact, own_identity))
+
+
+# --- what a person can do to the ledger (``softphone contacts`` add/verify/accept/export/forget)
+
+VERIFY_BUTTON: Final = "We compared the safety &number"
+ACCEPT_BUTTON: Final = "Acc&ept the new certificate…"
+FORGET_BUTTON: Final = "&Forget this contact…"
+ADD_BUTTON: Final = "&Add a certificate…"
+EXPORT_BUTTON: Final = "E&xport the ledger…"
+NOT_CHANGEABLE: Final = (
+    "This account's trust ledger is not known here: use 'softphone contacts' to change it."
+)
+
+
+@dataclass(frozen=True)
+class ContactActions:
+    """Which actions the shown contact offers (a hidden one is not offered at all)."""
+
+    verify: bool  # "We compared the safety number"
+    accept_change: bool  # only in the changed state
+    forget: bool
+
+
+def contact_actions(details: ContactDetails | None) -> ContactActions:
+    """``verify`` beside a safety number of the current certificate that a person has not
+    verified yet (UX.md "Safety number": "We compared it" marks the contact verified; in the
+    changed state it answers the change too); ``accept_change`` only when the certificate
+    changed and is unanswered; ``forget`` for any contact shown."""
+    if details is None:
+        return ContactActions(verify=False, accept_change=False, forget=False)
+    state = details.row.state
+    return ContactActions(
+        verify=details.safety_number is not None
+        and details.current is not None
+        and state is not ContactState.VERIFIED,
+        accept_change=state is ContactState.CHANGED and details.current is not None,
+        forget=True,
+    )
+
+
+def verify_hint(aor: str) -> str:
+    return (
+        f"Only after you read these digits aloud with {aor} (or scanned the QR code on their "
+        "phone) and every group matched."
+    )
+
+
+@dataclass(frozen=True)
+class AcceptChangeWords:
+    """The loud confirmation before going on with a changed certificate (as the trust
+    dialog's changed variant: the consequence first, then what it means)."""
+
+    aor: str
+    title: str
+    consequence: str
+    meaning: str
+    fingerprint: str  # the new certificate, all 64 hex digits
+    promise: str  # the box to tick before the accept button works
+    accept: str
+    cancel: str
+
+
+def accept_change_words(details: ContactDetails) -> AcceptChangeWords:
+    aor = details.row.aor
+    current = details.certificates[0].fingerprint if details.certificates else ""
+    return AcceptChangeWords(
+        aor=aor,
+        title=f"Accept the new certificate of {aor}?",
+        consequence=(
+            f"Someone may be between you and {aor}. Accept only if you have compared the NEW "
+            "safety number with this person, by voice or QR code, and it matched."
+        ),
+        meaning=(
+            "Calls then go on with this certificate; it is not marked verified. If the number "
+            "did not match, or you have not compared it, do not accept: calls keep waiting."
+        ),
+        fingerprint=current,
+        promise=f"I have compared the new safety number with {aor}",
+        accept="&Accept the new certificate",
+        cancel="&Not now",
+    )
+
+
+@dataclass(frozen=True)
+class ForgetWords:
+    aor: str
+    title: str
+    text: str
+    accept: str
+    cancel: str
+
+
+def forget_words(details: ContactDetails) -> ForgetWords:
+    aor = details.row.aor
+    n = details.certificate_count
+    seen = "1 certificate" if n == 1 else f"{n} certificates"
+    return ForgetWords(
+        aor=aor,
+        title=f"Forget {aor}?",
+        text=(
+            f"{aor}, the {seen} seen and the history are removed from the trust ledger. "
+            "A verified contact will have to be verified again."
+        ),
+        accept=f"&Forget {aor}",
+        cancel="&Keep",
+    )
+
+
+def added_words(observation: Observation) -> tuple[str, bool]:
+    """What adding a certificate by hand did, and whether it is a warning (a change)."""
+    aor, short = observation.aor, short_fingerprint(observation.fingerprint)
+    if observation.kind is ObservationKind.CHANGED:
+        previous = "" if observation.previous is None else short_fingerprint(observation.previous)
+        return (
+            f"Warning: {aor} had another certificate ({previous}). This one ({short}) is now "
+            "the current one: compare the safety number before trusting it.",
+            True,
+        )
+    if observation.kind is ObservationKind.SAME:
+        return f"{aor} already has this certificate ({short}): noted as seen again.", False
+    return f"Added the certificate {short} for {aor}.", False
+
+
+_NOT_DONE: Final = {
+    "verify": "{aor} was not marked verified",
+    "accept": "The new certificate of {aor} was not accepted",
+    "add": "The certificate was not added",
+    "export": "The ledger was not exported",
+    "forget": "{aor} was not forgotten",
+}
+
+
+def not_done_words(action: str, aor: str, exc: BaseException) -> str:
+    """Why an action failed, in words: the ledger's own sentence, or the system's reason."""
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror + (f" ({exc.filename})" if exc.filename else "")
+    else:
+        reason = str(exc) or type(exc).__name__
+    return f"{_NOT_DONE[action].format(aor=aor)}: {reason}."

@@ -18,28 +18,50 @@ The S/MIME setting (issue 6, RFC 3261 §23.3) is saved as ``softphone contacts s
 it (:func:`softphone.ua.contacts.save_contact_smime`: the ledger re-read, set, written
 atomically), in a worker thread too (it fsyncs); a save that fails says why in words and the
 combo box goes back to the stored value.
+
+Everything else ``softphone contacts`` can do is here too (issue 7), through the same ledger
+steps (:mod:`softphone.ua.contacts`: the file re-read, changed, written atomically, the pins
+brought in line as the CLI does; in a worker thread when a loop runs): "We compared the safety
+number" beside the number (UX.md "Safety number"); "Accept the new certificate…" only for a
+*changed* contact, in a red frame, behind a loud confirmation whose accept button works only
+once the person ticks that they compared the new number (as the trust dialog's changed
+variant, ui/trust_dialog.py); "Add a certificate…" (a PEM file and the AOR, judged as
+``softphone contacts add`` judges it) and "Export the ledger…" (JSON, 0600, atomic) on the
+toolbar; "Forget this contact…" with a confirmation naming the contact. The file choosers and
+confirmations are attributes (``ask_certificate_file``, ``ask_contact_aor``,
+``ask_export_path``, ``confirm_accept_change``, ``confirm_forget``) that tests replace. What
+happened, or why not, is said in words under the toolbar (:attr:`ContactsView.notice`) and the
+list is shown again from the file as saved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
+    QDialog,
+    QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
+    QMessageBox,
+    QPushButton,
     QScrollArea,
     QSplitter,
+    QStyle,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -47,24 +69,49 @@ from PySide6.QtWidgets import (
 )
 
 from softphone.ua import Contact, TrustLedger
-from softphone.ua.contacts import LedgerError, ProtectionMode, save_contact_smime
+from softphone.ua.contacts import (
+    CONTACT_ERRORS,
+    LedgerError,
+    Observation,
+    ProtectionMode,
+    accept_contact_change,
+    add_contact_certificate,
+    export_contacts,
+    forget_contact,
+    save_contact_smime,
+    verify_contact,
+)
 from ui.contacts_presenters import (
+    ACCEPT_BUTTON,
+    ADD_BUTTON,
+    EXPORT_BUTTON,
+    FORGET_BUTTON,
+    NOT_CHANGEABLE,
     SMIME_CHOICES,
+    VERIFY_BUTTON,
+    AcceptChangeWords,
     ContactDetails,
     ContactRow,
+    ForgetWords,
     SafetyView,
+    accept_change_words,
+    added_words,
+    contact_actions,
     contact_rows,
     contact_safety,
     contact_summary,
+    forget_words,
+    not_done_words,
     safety_key,
     smime_explanation,
     smime_index,
+    verify_hint,
     with_safety,
 )
 from ui.qr import qr_pixmap, qr_pixmap_async
 from ui.security_panel import badge_style
 
-__all__ = ["ContactsView"]
+__all__ = ["AcceptChangeDialog", "ContactsView"]
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +120,25 @@ _AOR, _STATE, _FINGERPRINT = range(3)
 _WORKING: Final = "Working out the safety number…"
 _QR_KEPT: Final = 16  # QR pixmaps kept (payload, scale): a refresh redraws none of them
 _ERROR_STYLE: Final = "color: #b22222;"
+_LOUD_FRAME: Final = (
+    "QFrame#changeBox { border: 2px solid #b3261e; border-radius: 4px; background: #fdecea; }"
+    " QFrame#changeBox QLabel { color: #7a1712; border: none; background: transparent; }"
+)
+_LOUD_BANNER: Final = (
+    "QFrame#banner { background: #b3261e; border-radius: 4px; }"
+    " QFrame#banner QLabel { color: white; }"
+)
+
+_TIPS: Final = {
+    "addCertificate": "Record a certificate someone gave you (a PEM file)",
+    "exportLedger": "Save every contact and its history as JSON, for an audit",
+    "verifyContact": "Mark this certificate verified: you compared the safety number",
+    "acceptChangeButton": "Go on with the new certificate without verifying it",
+    "forgetContact": "Remove this contact and everything known about it",
+}
 
 SafetyKey = tuple[str, str, bytes, bytes]
+T = TypeVar("T")
 
 
 def _label(text: str = "", *, selectable: bool = True, mono: bool = False) -> QLabel:
@@ -96,11 +160,81 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+class AcceptChangeDialog(QDialog):
+    """The loud confirmation before going on with a changed certificate: a red banner and a
+    critical icon (the trust dialog's changed variant), the new certificate's SHA-256, and an
+    accept button that stays disabled until the person ticks that they compared the new
+    safety number. "Not now" is the default and focused button: Enter and Escape accept
+    nothing."""
+
+    def __init__(self, words: AcceptChangeWords, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(words.title.replace("&", ""))
+        self.setMinimumWidth(560)
+        column = QVBoxLayout(self)
+        banner = QFrame()
+        banner.setObjectName("banner")
+        banner.setStyleSheet(_LOUD_BANNER)
+        row = QHBoxLayout(banner)
+        row.setContentsMargins(12, 12, 12, 12)
+        icon = QLabel()
+        critical = QStyle.StandardPixmap.SP_MessageBoxCritical
+        icon.setPixmap(self.style().standardIcon(critical).pixmap(40, 40))
+        icon.setAlignment(Qt.AlignmentFlag.AlignTop)
+        row.addWidget(icon)
+        words_column = QVBoxLayout()
+        title = _label(words.title, selectable=False)
+        font = QFont(title.font())
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        font.setBold(True)
+        title.setFont(font)
+        words_column.addWidget(title)
+        self.consequence = _label(words.consequence)
+        words_column.addWidget(self.consequence)
+        row.addLayout(words_column, 1)
+        column.addWidget(banner)
+        column.addWidget(_label(words.meaning))
+        form = QFormLayout()
+        form.addRow("New certificate (SHA-256):", _label(words.fingerprint, mono=True))
+        column.addLayout(form)
+        self.promise = QCheckBox(words.promise)
+        self.promise.setObjectName("comparedPromise")
+        column.addWidget(self.promise)
+        self.accept_button = QPushButton(words.accept)
+        self.accept_button.setObjectName("acceptChange")
+        self.accept_button.setEnabled(False)
+        self.accept_button.setAutoDefault(False)
+        self.cancel_button = QPushButton(words.cancel)
+        self.cancel_button.setDefault(True)
+        self.cancel_button.setAutoDefault(True)
+        self.promise.toggled.connect(self.accept_button.setEnabled)
+        self.accept_button.clicked.connect(self._accept_if_promised)
+        self.cancel_button.clicked.connect(self.reject)
+        buttons = QHBoxLayout()
+        # The accept button apart on the left, the default on the right where a hurried
+        # click lands (as the trust dialog).
+        buttons.addWidget(self.accept_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        column.addLayout(buttons)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802  # Qt's name
+        super().showEvent(event)
+        self.cancel_button.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
+
+    def _accept_if_promised(self) -> None:
+        if self.promise.isChecked():  # belt and braces: the button is disabled otherwise
+            self.accept()
+
+
 class ContactsView(QWidget):
     """List on the left, details on the right; :meth:`show_ledger` fills it."""
 
     #: The AOR whose S/MIME setting was saved (the ledger file holds it now).
     smime_saved = Signal(str)
+    #: The ledger file was changed from here (verify, accept, add, forget: the AOR; export:
+    #: ""); the list already shows the file as saved.
+    ledger_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,6 +249,13 @@ class ContactsView(QWidget):
         self._qr_kept: dict[tuple[bytes, int], QPixmap] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._saving = False
+        self.pins_path: Path | None = None
+        # File choosers and confirmations: replaced by tests (as ui/settings.py does).
+        self.ask_certificate_file: Callable[[], Path | None] = self._ask_certificate_file
+        self.ask_contact_aor: Callable[[str], str | None] = self._ask_contact_aor
+        self.ask_export_path: Callable[[], Path | None] = self._ask_export_path
+        self.confirm_accept_change: Callable[[AcceptChangeWords], bool] = self._confirm_accept
+        self.confirm_forget: Callable[[ForgetWords], bool] = self._confirm_forget
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -122,6 +263,21 @@ class ContactsView(QWidget):
         self.problem.setStyleSheet(_ERROR_STYLE)
         self.problem.setVisible(False)
         layout.addWidget(self.problem)
+        toolbar = QHBoxLayout()
+        self.add_button = QPushButton(ADD_BUTTON)
+        self.add_button.setObjectName("addCertificate")
+        self.add_button.clicked.connect(self.add_certificate)
+        self.export_button = QPushButton(EXPORT_BUTTON)
+        self.export_button.setObjectName("exportLedger")
+        self.export_button.clicked.connect(self.export)
+        toolbar.addWidget(self.add_button)
+        toolbar.addWidget(self.export_button)
+        toolbar.addStretch(1)
+        layout.addLayout(toolbar)
+        self.notice = _label()
+        self.notice.setObjectName("contactsNotice")
+        self.notice.setVisible(False)
+        layout.addWidget(self.notice)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.list = QTreeWidget()
         self.list.setHeaderLabels(["Contact", "Who is it", "Certificate (SHA-256)"])
@@ -158,6 +314,23 @@ class ContactsView(QWidget):
         state_row.addWidget(self.badge, 0, Qt.AlignmentFlag.AlignTop)
         state_row.addWidget(self.state_words, 1)
 
+        # The changed state's answer: loud, apart, behind a confirmation (AcceptChangeDialog).
+        self.change_box = QFrame()
+        self.change_box.setObjectName("changeBox")
+        self.change_box.setStyleSheet(_LOUD_FRAME)
+        change_row = QHBoxLayout(self.change_box)
+        self.change_words = _label(
+            "Compare the NEW safety number with this person before going on. If it matches, "
+            "\u201cWe compared the safety number\u201d below marks it verified; to go on "
+            "without that:",
+            selectable=False,
+        )
+        self.accept_button = QPushButton(ACCEPT_BUTTON)
+        self.accept_button.setObjectName("acceptChangeButton")
+        self.accept_button.clicked.connect(self.accept_change)
+        change_row.addWidget(self.change_words, 1)
+        change_row.addWidget(self.accept_button, 0, Qt.AlignmentFlag.AlignVCenter)
+
         # The contact's own S/MIME setting (RFC 3261 §23.3): a label that names it (Alt+M),
         # the choice in words, what it does, and why a save failed.
         self.smime_label = QLabel("S/&MIME for calls with this contact:")
@@ -189,6 +362,19 @@ class ContactsView(QWidget):
         safety_row = QHBoxLayout()
         safety_row.addWidget(self.safety_number, 1, Qt.AlignmentFlag.AlignTop)
         safety_row.addWidget(self.qr, 0, Qt.AlignmentFlag.AlignTop)
+        self.verify_button = QPushButton(VERIFY_BUTTON)
+        self.verify_button.setObjectName("verifyContact")
+        self.verify_button.clicked.connect(self.verify)
+        self.verify_hint = _label(selectable=False)
+        verify_row = QHBoxLayout()
+        verify_row.addWidget(self.verify_button, 0, Qt.AlignmentFlag.AlignTop)
+        verify_row.addWidget(self.verify_hint, 1)
+        self.forget_button = QPushButton(FORGET_BUTTON)
+        self.forget_button.setObjectName("forgetContact")
+        self.forget_button.clicked.connect(self.forget)
+        forget_row = QHBoxLayout()
+        forget_row.addWidget(self.forget_button)
+        forget_row.addStretch(1)
         self.certificates = QVBoxLayout()
         self.history_title = QLabel("<b>History</b>")
         self.history = _label(mono=True)
@@ -197,14 +383,17 @@ class ContactsView(QWidget):
         for widget in (self.empty, self.title):
             self.panel_layout.addWidget(widget)
         self.panel_layout.addLayout(state_row)
+        self.panel_layout.addWidget(self.change_box)
         self.panel_layout.addLayout(smime_row)
         self.panel_layout.addWidget(self.smime_words)
         self.panel_layout.addWidget(self.smime_error)
         self.panel_layout.addWidget(self.safety_title)
         self.panel_layout.addLayout(safety_row)
+        self.panel_layout.addLayout(verify_row)
         self.panel_layout.addLayout(self.certificates)
         self.panel_layout.addWidget(self.history_title)
         self.panel_layout.addWidget(self.history)
+        self.panel_layout.addLayout(forget_row)
         self.panel_layout.addStretch(1)
         self._show_details(None)
 
@@ -216,13 +405,19 @@ class ContactsView(QWidget):
         own_identity: Any = None,
         problem: str = "",
         ledger_path: Path | None = None,
+        *,
+        pins_path: Path | None = None,
     ) -> None:
         """Show the contacts of ``ledger`` (``None``: none); ``own_identity`` (``.cert``,
         ``.aor``) adds safety numbers; ``problem`` says why the ledger could not be read;
-        ``ledger_path`` is the file the S/MIME setting is saved to (``None``: the setting is
-        shown, not changeable). Only the selected contact's details are made."""
+        ``ledger_path`` is the file the S/MIME setting and every other change are saved to
+        (``None``: shown, not changeable); ``pins_path`` the pin store that verify, accept
+        and forget bring in line (``None``: left to the user agent, which does it before it
+        judges a sipsec peer). Only the selected contact's details are made."""
         selected = self.selected_aor()
         self.ledger, self.own_identity, self.ledger_path = ledger, own_identity, ledger_path
+        if pins_path is not None:
+            self.pins_path = pins_path
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         self.rows = [] if ledger is None else contact_rows(ledger)
@@ -314,6 +509,7 @@ class ContactsView(QWidget):
             widget.setVisible(has)
         if details is None or details.row.aor != previous:
             self.smime_error.setVisible(False)  # it spoke of another contact
+        self._show_actions()
         self.empty.setVisible(not has)
         while self.certificates.count():
             taken = self.certificates.takeAt(0)
@@ -475,3 +671,216 @@ class ContactsView(QWidget):
         self.smime_error.setVisible(True)
         if self.details is not None:
             self._show_smime(self.details.smime)  # back to what the file holds
+
+    # -- verify, accept a change, add, export, forget (as ``softphone contacts``) ------------
+
+    def _show_actions(self) -> None:
+        """Which actions the shown contact offers (hidden when not), and whether they can be
+        used now (a ledger file known, no change under way)."""
+        details = self.details
+        offered = contact_actions(details)
+        self.verify_button.setVisible(offered.verify)
+        self.verify_hint.setVisible(offered.verify)
+        if details is not None:
+            self.verify_hint.setText(verify_hint(details.row.aor))
+        self.change_box.setVisible(offered.accept_change)
+        self.forget_button.setVisible(offered.forget)
+        usable = self.ledger_path is not None and not self._saving
+        buttons = (
+            *(self.verify_button, self.accept_button, self.forget_button),
+            *(self.add_button, self.export_button),
+        )
+        for button in buttons:
+            button.setEnabled(usable)
+            button.setToolTip(
+                NOT_CHANGEABLE if self.ledger_path is None else _TIPS.get(button.objectName(), "")
+            )
+        self.export_button.setEnabled(usable and self.ledger is not None)
+
+    def _say(self, text: str, *, warning: bool = False) -> None:
+        self.notice.setText(text)
+        self.notice.setStyleSheet(_ERROR_STYLE if warning else "")
+        self.notice.setVisible(bool(text))
+
+    def verify(self) -> None:
+        """ "We compared the safety number": the certificate whose number is shown is
+        verified (refused if it is no longer the current one)."""
+        details, path = self.details, self.ledger_path
+        if details is None or path is None or not contact_actions(details).verify:
+            return
+        aor, fingerprint, pins = details.row.aor, details.current, self.pins_path
+        assert fingerprint is not None  # contact_actions offers verify only with one
+        self._change(
+            "verify",
+            aor,
+            lambda: verify_contact(path, aor, fingerprint, pins_path=pins),
+            lambda _: f"{aor} is verified: you compared the safety number.",
+        )
+
+    def accept_change(self) -> None:
+        """Go on with the changed certificate shown, after the loud confirmation."""
+        details, path = self.details, self.ledger_path
+        if details is None or path is None or not contact_actions(details).accept_change:
+            return
+        if not self.confirm_accept_change(accept_change_words(details)):
+            self._say(f"Nothing accepted: calls with {details.row.aor} still wait.")
+            return
+        aor, fingerprint, pins = details.row.aor, details.current, self.pins_path
+        assert fingerprint is not None
+        self._change(
+            "accept",
+            aor,
+            lambda: accept_contact_change(path, aor, fingerprint, pins_path=pins),
+            lambda _: (
+                f"{aor}: the new certificate is accepted, not verified. Compare the safety "
+                "number to verify it."
+            ),
+        )
+
+    def add_certificate(self) -> None:
+        """A certificate received by hand: a PEM file, then whose it is."""
+        path = self.ledger_path
+        if path is None:
+            return
+        cert_path = self.ask_certificate_file()
+        if cert_path is None:
+            return
+        aor = self.ask_contact_aor(self.selected_aor() or "sip:")
+        if aor is None or not aor.strip():
+            return
+        aor = aor.strip()
+
+        def done(outcome: tuple[TrustLedger, Observation]) -> tuple[str, bool]:
+            return added_words(outcome[1])
+
+        self._change("add", aor, lambda: add_contact_certificate(path, aor, cert_path), done)
+
+    def export(self) -> None:
+        """The ledger as JSON for an audit, to a file the person chooses."""
+        path = self.ledger_path
+        if path is None:
+            return
+        out = self.ask_export_path()
+        if out is None:
+            return
+
+        def done(ledger: TrustLedger) -> str:
+            n = "1 contact" if len(ledger) == 1 else f"{len(ledger)} contacts"
+            return f"Exported {n} and their history to {out} (readable by you only)."
+
+        self._change("export", "", lambda: export_contacts(path, out), done)
+
+    def forget(self) -> None:
+        """Remove the shown contact, once the confirmation naming it is accepted."""
+        details, path = self.details, self.ledger_path
+        if details is None or path is None:
+            return
+        aor, pins = details.row.aor, self.pins_path
+        if not self.confirm_forget(forget_words(details)):
+            self._say(f"Nothing forgotten: {aor} is kept.")
+            return
+        self._change(
+            "forget",
+            aor,
+            lambda: forget_contact(path, aor, pins_path=pins),
+            lambda _: f"Forgot {aor}.",
+        )
+
+    def _change(
+        self,
+        action: str,
+        aor: str,
+        work: Callable[[], T],
+        words: Callable[[T], str | tuple[str, bool]],
+    ) -> None:
+        """Run ``work`` (re-read, change, atomic save) at once, or in a worker thread when a
+        loop runs (it fsyncs); then show the ledger as saved and say what happened."""
+        if self._saving:
+            return
+        self._say("")
+        if _running_loop() is None:
+            try:
+                result = work()
+            except CONTACT_ERRORS as exc:
+                self._say(not_done_words(action, aor, exc), warning=True)
+            else:
+                self._changed(aor, result, words(result))
+            return
+        self._saving = True
+        self._show_actions()
+        self._spawn(self._change_off_loop(action, aor, work, words))
+
+    async def _change_off_loop(
+        self,
+        action: str,
+        aor: str,
+        work: Callable[[], T],
+        words: Callable[[T], str | tuple[str, bool]],
+    ) -> None:
+        try:
+            result = await asyncio.to_thread(work)
+        except CONTACT_ERRORS as exc:
+            failed: BaseException | None = exc
+        else:
+            failed = None
+        finally:
+            self._saving = False
+        if not self._alive():
+            return
+        if failed is not None:
+            self._show_actions()
+            self._say(not_done_words(action, aor, failed), warning=True)
+            return
+        self._changed(aor, result, words(result))
+
+    def _changed(self, aor: str, result: object, said: str | tuple[str, bool]) -> None:
+        ledger, added = result if isinstance(result, tuple) else (result, None)
+        assert isinstance(ledger, TrustLedger)
+        text, warning = (said, False) if isinstance(said, str) else said
+        self.show_ledger(ledger, self.own_identity, "", self.ledger_path)
+        if isinstance(added, Observation):
+            self.select(added.aor)  # the contact just added (its AOR as the ledger keeps it)
+        self._say(text, warning=warning)
+        self.ledger_changed.emit(aor)
+
+    # -- the default choosers and confirmations (tests replace them) ---------------------
+
+    def _ask_certificate_file(self) -> Path | None:
+        name, _ = QFileDialog.getOpenFileName(
+            self,
+            "Add a certificate received by hand",
+            "",
+            "PEM certificate (*.pem *.crt *.cer);;All files (*)",
+        )
+        return Path(name) if name else None
+
+    def _ask_contact_aor(self, suggested: str) -> str | None:
+        aor, ok = QInputDialog.getText(
+            self,
+            "Add a certificate received by hand",
+            "Whose certificate is it? Their address (for example sip:bob@example.com):",
+            text=suggested,
+        )
+        return aor if ok else None
+
+    def _ask_export_path(self) -> Path | None:
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export the trust ledger", "contacts-export.json", "JSON (*.json)"
+        )
+        return Path(name) if name else None
+
+    def _confirm_accept(self, words: AcceptChangeWords) -> bool:
+        return AcceptChangeDialog(words, self).exec() == QDialog.DialogCode.Accepted.value
+
+    def _confirm_forget(self, words: ForgetWords) -> bool:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle(words.title)
+        box.setText(words.title)
+        box.setInformativeText(words.text)
+        forget = box.addButton(words.accept, QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton(words.cancel, QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.exec()
+        return box.clickedButton() is forget

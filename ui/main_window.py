@@ -250,7 +250,8 @@ class MainWindow(QMainWindow):
         if aor is None:
             return
         ledger, identity, problem, path = self.bridge.contacts(aor)
-        self.contacts_view.show_ledger(ledger, identity, problem, path)
+        pins = self.bridge.pin_store_path(aor)
+        self.contacts_view.show_ledger(ledger, identity, problem, path, pins_path=pins)
 
     def _show(self, view: AccountView) -> None:
         item = self.items[view.aor]

@@ -1,9 +1,14 @@
-"""The contacts view with its S/MIME setting, for the screenshot test.
+"""The contacts view with its S/MIME setting and its ledger actions, for the screenshot test.
 
 ``python -m tests.ui.contacts_screens OUTDIR SUFFIX`` saves ``contacts-smime<SUFFIX>.png``
-(a contact set to "Sign and encrypt", saved to a real ledger file) and
-``contacts-smime-error<SUFFIX>.png`` (a save that failed: the ledger file is unreadable). Run
-with ``QT_SCALE_FACTOR=2`` for the 200% shots.
+(a contact set to "Sign and encrypt", saved to a real ledger file),
+``contacts-smime-error<SUFFIX>.png`` (a save that failed: the ledger file is unreadable),
+``contacts-verify`` (a contact with its safety number and "We compared the safety number"),
+``contacts-changed`` (a changed contact: the red frame with "Accept the new certificate…",
+after a declined confirmation), ``contacts-accept-change`` (that loud confirmation),
+``contacts-added-warning`` (a certificate added by hand that changed a verified contact) and
+``contacts-export-error`` (an export that failed, in words). Run with ``QT_SCALE_FACTOR=2``
+for the 200% shots.
 """
 
 from __future__ import annotations
@@ -17,6 +22,19 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 BOB = "sip:bob@biloxi.test"
+CAROL = "sip:carol@chicago.test"
+DAVE = "sip:dave@example.test"
+
+#: Every screen :func:`screens` makes (the screenshot test checks each one).
+NAMES = (
+    "contacts-smime",
+    "contacts-smime-error",
+    "contacts-verify",
+    "contacts-changed",
+    "contacts-accept-change",
+    "contacts-added-warning",
+    "contacts-export-error",
+)
 
 
 def screens(workdir: Path) -> dict[str, Any]:
@@ -43,7 +61,57 @@ def screens(workdir: Path) -> dict[str, Any]:
     broken.write_bytes(b"not a ledger")  # another program broke it meanwhile
     failing.smime.activated.emit(smime_index(None) + 2)  # "Sign"
     failing.resize(1000, 720)
-    return {"contacts-smime": view, "contacts-smime-error": failing}
+    shots: dict[str, Any] = {"contacts-smime": view, "contacts-smime-error": failing}
+    shots.update(_action_screens(workdir))
+    assert tuple(shots) == NAMES
+    return shots
+
+
+def _action_screens(workdir: Path) -> dict[str, Any]:
+    from cryptography.hazmat.primitives import serialization
+
+    from softphone.contacts import save_ledger
+    from tests.transport import certs
+    from tests.ui.screens import sample_ledger
+    from ui.contacts_presenters import accept_change_words
+    from ui.contacts_view import AcceptChangeDialog, ContactsView
+
+    def view_of(name: str, select: str) -> ContactsView:
+        ledger, own = sample_ledger()
+        path = workdir / f"{name}.json"
+        save_ledger(path, ledger)
+        view = ContactsView()
+        view.show_ledger(ledger, own, "", path, pins_path=workdir / f"{name}-pins.json")
+        view.select(select)
+        view.resize(1000, 720)
+        return view
+
+    verify = view_of("verify", CAROL)
+    changed = view_of("changed", DAVE)
+    changed.confirm_accept_change = lambda words: False  # the person chose "Not now"
+    changed.accept_button.click()
+    assert changed.details is not None
+    dialog = AcceptChangeDialog(accept_change_words(changed.details))
+
+    added = view_of("added", BOB)
+    pem = workdir / "bob-new.pem"
+    new_bob = certs.self_signed("bob@biloxi.test").cert
+    pem.write_bytes(new_bob.public_bytes(serialization.Encoding.PEM))
+    added.ask_certificate_file = lambda: pem
+    added.ask_contact_aor = lambda suggested: suggested
+    added.add_button.click()
+
+    exported = view_of("exported", BOB)
+    # A folder that is a file (the PEM above): the export cannot be written.
+    exported.ask_export_path = lambda: pem / "contacts-export.json"
+    exported.export_button.click()
+    return {
+        "contacts-verify": verify,
+        "contacts-changed": changed,
+        "contacts-accept-change": dialog,
+        "contacts-added-warning": added,
+        "contacts-export-error": exported,
+    }
 
 
 def build(out: Path, suffix: str) -> list[Path]:

@@ -349,10 +349,11 @@ def test_smime_saved_from_a_worker_thread(qtbot: Any, run_in_qasync: Run, tmp_pa
 
 
 def test_screenshots_of_the_smime_setting_at_100_and_200_percent(qapp: QApplication) -> None:
+    # The ledger actions' screens (verify, changed, accept, add, export) are made here too.
     assert "DejaVu Sans" in QFontDatabase.families()  # else the shots show boxes
     SHOTS.mkdir(parents=True, exist_ok=True)
     one = contacts_screens.build(SHOTS, "")
-    assert len(one) == 2
+    assert [path.stem for path in one] == list(contacts_screens.NAMES)
     check_at_200_percent("tests.ui.contacts_screens", one)
 
 
@@ -375,6 +376,7 @@ def test_main_window_gives_the_view_the_account_ledger_file(qtbot: Any, tmp_path
     window.refresh_contacts(account)
     view = window.contacts_view
     assert view.ledger_path == path and len(view.rows) == 5
+    assert view.pins_path == tmp_path / "trust" / "pins.json"  # verify/forget keep pins in step
     view.select(BOB)
     view.smime.activated.emit(smime_index(ProtectionMode.SIGN))
     assert keeper.smime_preference(BOB) is ProtectionMode.SIGN  # what the next call reads
