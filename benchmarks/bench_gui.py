@@ -585,6 +585,7 @@ async def idle_floor(workdir: Path) -> None:
 def stalls() -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import qasync
+    import shiboken6
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -606,6 +607,10 @@ def stalls() -> None:
                 print(f"{scenario.__name__}: failed: {type(exc).__name__}: {exc}")
             finally:
                 loop.close()
+                # As tests/ui/conftest.py: the closed loop's QObject timer deleted here, on
+                # the Qt thread (left to a collection in a worker thread, a timer fires on
+                # freed memory later).
+                shiboken6.delete(loop._timer)
                 asyncio.set_event_loop(None)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import qasync
+import shiboken6
 from cryptography import x509
 from PySide6.QtWidgets import QApplication
 
@@ -94,5 +95,10 @@ def run_in_qasync(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, 
         yield run
     finally:
         loop.close()
+        # close() leaves the loop's call_later timers (wait_for's timeout among them)
+        # registered on its QObject timer. Delete it now, in this thread: left to a garbage
+        # collection that runs in a worker thread, ~QObject cannot stop them and one later
+        # fires on freed memory (a segfault in pytest-qt's processEvents, tests later).
+        shiboken6.delete(loop._timer)
         asyncio.set_event_loop(None)
         qapp.setQuitOnLastWindowClosed(quit_on_close)
