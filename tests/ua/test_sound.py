@@ -102,20 +102,29 @@ async def wait_until(condition: Any, what: str) -> None:
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
+async def echo_call(
+    alice: UserAgent, bob_calls: list[Call], hz: float
+) -> tuple[Call, Call, DeviceSource, DeviceSink, Recorder]:
+    """alice calls bob with an ``hz`` tone; bob (auto-answering through the null sink's
+    ``pulse`` devices) sends it back: alice's call, bob's, his mic and speaker, what she heard."""
+    heard_by_alice = Recorder()
+    call = await alice.call(f"sips:bob@{DOMAIN}", source=ToneSource(hz), sink=heard_by_alice)
+    await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    await wait_until(lambda: bool(bob_calls), "bob's call")
+    bob_call = bob_calls[0]
+    await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    mic, speaker = bob_call.source, bob_call.sink
+    assert isinstance(mic, DeviceSource) and isinstance(speaker, DeviceSink)
+    assert mic.device.name == "pulse" and speaker.device.name == "pulse"
+    # alice's tone went out of bob's speaker, into his microphone, and back to her.
+    await wait_until(lambda: heard_by_alice.loud_frames() > 25, "alice hearing the echo")
+    assert abs(heard(heard_by_alice) - hz) <= 20
+    return call, bob_call, mic, speaker, heard_by_alice
+
+
 async def test_a_call_through_the_sound_card_echoes_back(pulse: Path, tmp_path: Path) -> None:
     async with network(tmp_path, ("pulse", "pulse")) as (alice, _, bob_calls, _):
-        heard_by_alice = Recorder()
-        call = await alice.call(f"sips:bob@{DOMAIN}", source=ToneSource(1000), sink=heard_by_alice)
-        await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-        await wait_until(lambda: bool(bob_calls), "bob's call")
-        bob_call = bob_calls[0]
-        await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-        mic, speaker = bob_call.source, bob_call.sink
-        assert isinstance(mic, DeviceSource) and isinstance(speaker, DeviceSink)
-        assert mic.device.name == "pulse" and speaker.device.name == "pulse"
-        # Alice's 1000 Hz went out of Bob's speaker, into his microphone, and back to her.
-        await wait_until(lambda: heard_by_alice.loud_frames() > 25, "alice hearing the echo")
-        assert abs(heard(heard_by_alice) - 1000) <= 20
+        call, bob_call, mic, speaker, _heard = await echo_call(alice, bob_calls, 1000)
         assert speaker.counters.frames > 0 and mic.counters.frames > 0
         await call.hangup()
         await asyncio.wait_for(asyncio.shield(bob_call.ended), WAIT)
@@ -128,17 +137,7 @@ async def test_a_phone_uses_the_devices_its_account_names(pulse: Path, tmp_path:
     devices = {"input_device": "pulse", "output_device": "pulse"}
     async with network(tmp_path, FROM_ACCOUNT, devices) as (alice, bob, bob_calls, _):
         assert bob.audio_devices == ("pulse", "pulse")
-        heard_by_alice = Recorder()
-        call = await alice.call(f"sips:bob@{DOMAIN}", source=ToneSource(700), sink=heard_by_alice)
-        await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-        await wait_until(lambda: bool(bob_calls), "bob's call")
-        bob_call = bob_calls[0]
-        await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-        mic, speaker = bob_call.source, bob_call.sink
-        assert isinstance(mic, DeviceSource) and isinstance(speaker, DeviceSink)
-        assert mic.device.name == "pulse" and speaker.device.name == "pulse"
-        await wait_until(lambda: heard_by_alice.loud_frames() > 25, "alice hearing the echo")
-        assert abs(heard(heard_by_alice) - 700) <= 20
+        call, bob_call, mic, speaker, _heard = await echo_call(alice, bob_calls, 700)
         # Devices changed in Settings (a new account) apply to the next call, not this one.
         bob.account = dataclasses.replace(bob.account, input_device=None, output_device=None)
         assert bob.audio_devices is None
