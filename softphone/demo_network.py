@@ -445,6 +445,7 @@ class DemoNetwork:
             on_event=phone.on_event,
             on_incoming_call=incoming if phone.name == "bob" else None,
             auto_answer=phone.name == "bob",
+            media_thread=True,  # as the desktop phone: the proxies' relaying never delays audio
             **extra,
         )
         try:

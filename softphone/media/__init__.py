@@ -13,9 +13,10 @@ module              what
 ``codecs``          PCMU, PCMA, G.722, opus at a 48 kHz internal rate, resampler
 ``tone`` / ``wav``  sources and sinks without a sound card; Goertzel tone detector
 ``rtp_session``     :class:`MediaSession`: sockets, symmetric RTP, latching, events
+``thread``          the media thread: a session's loop off the caller's (the GUI's) loop
 ==================  =================================================================
 
-Only ``rtp_session`` does I/O (asyncio UDP). PCM everywhere is 16-bit mono at 48 kHz in
+Only ``rtp_session`` does I/O (asyncio UDP), on the caller's loop or the media thread's. PCM everywhere is 16-bit mono at 48 kHz in
 20 ms frames (960 samples).
 """
 

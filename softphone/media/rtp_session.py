@@ -85,6 +85,7 @@ from softphone.media.rtcp import (
     serialize_compound,
 )
 from softphone.media.srtp import DropReason, PacketProtection, PlainContext, SrtpContext
+from softphone.media.thread import MediaThread
 from softphone.media.tone import AudioSink, FrameSource, SilenceSource
 from softphone.sdp.policy import Keying, Negotiated
 
@@ -349,8 +350,13 @@ class MediaSession:
         rtcp_interval: float = 5.0,
         stats_interval: float = 1.0,
         cname: str | None = None,
+        thread: MediaThread | None = None,
     ) -> None:
         self._rng = secrets.SystemRandom()
+        #: Where the sockets and the 20 ms loop run: ``None`` on the caller's loop, else on
+        #: the media thread's loop, events handed back to the caller's (softphone.media.thread).
+        self.thread = thread
+        self._caller_loop: asyncio.AbstractEventLoop | None = None
         self._ports = ports
         self._local = (local_host, local_port)
         self.source: FrameSource = source if source is not None else SilenceSource()
@@ -425,6 +431,12 @@ class MediaSession:
 
     def update(self, negotiated: Negotiated, protection: PacketProtection | None = None) -> None:
         """A new offer/answer (re-INVITE: hold, resume, new address, new keys or codec)."""
+        if self.thread is not None:
+            self.thread.call(self._update, negotiated, protection)
+        else:
+            self._update(negotiated, protection)
+
+    def _update(self, negotiated: Negotiated, protection: PacketProtection | None) -> None:
         old = self.negotiated
         self._restart_media_timeout()
         same_keys = (
@@ -469,7 +481,15 @@ class MediaSession:
         """Hand the reserved sockets to asyncio transports and start the 20 ms loop (and, for
         DTLS-SRTP, the handshake). A :meth:`stop` that comes while this runs wins: nothing
         starts, and the sockets are closed through their transports. After :meth:`stop`,
-        ``start()`` does nothing."""
+        ``start()`` does nothing. With a :attr:`thread`, all of it runs on the media loop and
+        events come back to the loop that called this."""
+        if self.thread is not None:
+            self._caller_loop = asyncio.get_running_loop()
+            await self.thread.run(self._start())
+        else:
+            await self._start()
+
+    async def _start(self) -> None:
         if self.stopped:
             return
         if self._starting is not None:
@@ -519,9 +539,16 @@ class MediaSession:
     async def wait_secured(self) -> SrtpKeys | None:
         """DTLS-SRTP: wait for the handshake and return its keys (``DtlsError`` if it failed:
         the reason is in words for the person). ``None`` for SDES or plain RTP."""
+        if self.thread is not None:
+            return await self.thread.run(self._wait_secured())
+        return await self._wait_secured()
+
+    async def _wait_secured(self) -> SrtpKeys | None:
         if self.dtls is None:
             return None
         if self._secured is None:
+            if self._stopped:  # stopped before its start() ran (the media thread's order)
+                raise DtlsError("the call ended before media was secured")
             raise RuntimeError("not started")
         return await asyncio.shield(self._secured)
 
@@ -544,7 +571,13 @@ class MediaSession:
         """Send RTCP BYE (RFC 3550 §6.6), stop the loop, close the sockets. Returns when the
         sockets are closed; safe to call twice, before :meth:`start`, and while it runs."""
         first = not self._stopped
-        self._stopped = True
+        self._stopped = True  # at once: a start() still on its way starts nothing
+        if self.thread is not None:
+            await self.thread.run(self._stop(first))
+        else:
+            await self._stop(first)
+
+    async def _stop(self, first: bool) -> None:
         if self._starting is not None:
             await self._starting.wait()  # a start() in progress finishes (and starts nothing)
         if self._task is not None:
@@ -597,7 +630,7 @@ class MediaSession:
                     self._send_rtcp(time.time(), now)
                     next_rtcp = now + self._rtcp_delay()
                 if now >= next_stats:
-                    self._emit(self.statistics())
+                    self._emit(self._statistics())
                     next_stats = now + self.stats_interval
             except OSError as exc:  # the socket went away under us (network change)
                 _log.warning("media send failed: %s", exc)
@@ -890,17 +923,34 @@ class MediaSession:
     # -- reporting -----------------------------------------------------------------------
 
     def _emit(self, event: MediaEvent) -> None:
-        if self._on_event is not None:
+        if self._on_event is None:
+            return
+        caller = self._caller_loop
+        if caller is None or self.thread is None or not self.thread.on_media_thread():
             self._on_event(event)
+            return
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody listens
+            caller.call_soon_threadsafe(self._on_event, event)
 
     @property
     def drops(self) -> Counter[DropReason]:
         """Every drop so far: ours, the SRTP context's and the jitter buffer's."""
+        if self.thread is not None:
+            return self.thread.call(self._count_drops)
+        return self._count_drops()
+
+    def _count_drops(self) -> Counter[DropReason]:
         total: Counter[DropReason] = Counter(self._drops)
         total.update(self.protection.drops)
         return total
 
     def statistics(self) -> MediaStatistics:
+        """Counters, jitter, loss and keys of the stream so far (read on the media loop)."""
+        if self.thread is not None:
+            return self.thread.call(self._statistics)
+        return self._statistics()
+
+    def _statistics(self) -> MediaStatistics:
         neg = self.negotiated
         block = self._remote_block
         clock = neg.codec.clock_rate
@@ -927,7 +977,7 @@ class MediaSession:
             concealed=self._jitter.concealed,
             jitter_delay_ms=self._jitter.target_delay * 1000,
             drops={
-                **{reason.value: n for reason, n in sorted(self.drops.items()) if n},
+                **{reason.value: n for reason, n in sorted(self._count_drops().items()) if n},
                 **{reason: n for reason, n in sorted(self._media_drops.items()) if n},
             },
         )

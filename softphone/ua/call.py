@@ -48,6 +48,7 @@ from softphone.media.dtls import DtlsCertificate, DtlsEndpoint, DtlsError
 from softphone.media.rtp_session import DtmfReceived as MediaDtmf
 from softphone.media.rtp_session import MediaEvent, MediaSession, MediaTimeout, ReservedPorts
 from softphone.media.rtp_session import reserve_ports as _reserve_ports
+from softphone.media.thread import MediaThread
 from softphone.media.tone import AudioSink, FrameSource
 from softphone.sdp.errors import NegotiationError, SdpParseError
 from softphone.sdp.offer_answer import (
@@ -186,8 +187,11 @@ class Call(ReinviteMixin, SmimeCallMixin, CallSoundMixin):
         source: FrameSource | None = None,
         sink: AudioSink | None = None,
         media_timeout: float = MEDIA_TIMEOUT,
+        media_thread: MediaThread | None = None,
     ) -> None:
         self._host = host
+        #: Where the call's media session runs (softphone.media.thread); ``None``: this loop.
+        self.media_thread = media_thread
         self.direction = direction
         self.peer = peer
         self.source = source
@@ -698,6 +702,7 @@ class Call(ReinviteMixin, SmimeCallMixin, CallSoundMixin):
             on_event=self._on_media_event,
             media_timeout=self.media_timeout,
             dtls=dtls,
+            thread=self.media_thread,
         )
         session.muted = self._muted
         self.media, self.negotiated = session, negotiated

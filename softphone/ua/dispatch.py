@@ -41,6 +41,7 @@ from softphone.ua.sipsec import answer_connect
 from softphone.ua.smime_call import CallSmime, SmimeSupport
 
 if TYPE_CHECKING:
+    from softphone.media.thread import MediaThread
     from softphone.ua.account import Account
     from softphone.ua.callhost import FlowCallHost
     from softphone.ua.events import Event
@@ -70,6 +71,7 @@ class CallDispatch:
         on_incoming_call: Callable[[Call], None] | None
         auto_answer: bool
         media_timeout: float
+        media_thread: MediaThread | None
         _password: str | None
         _closing: bool
         _layer: TransactionLayer
@@ -320,7 +322,13 @@ class CallDispatch:
             peer = str(request.from_.uri)
         except ParseError:
             peer = "unknown"
-        call = Call(self._call_host, CallDirection.INCOMING, peer, media_timeout=self.media_timeout)
+        call = Call(
+            self._call_host,
+            CallDirection.INCOMING,
+            peer,
+            media_timeout=self.media_timeout,
+            media_thread=self.media_thread,
+        )
         self.calls.append(call)
         self._call_flow[call] = flow
         content_type = (request.headers.get("Content-Type") or "application/sdp").lower()

@@ -162,7 +162,15 @@ async def _dial(  # noqa: PLR0917  # internal steps of one flow
         await asyncio.shield(warm)
     # The person dialled sipsec:, and sees it; the INVITE inside still goes to the sips: URI.
     peer = shown_peer(peer_aor)
-    call = Call(host, out, peer, source=source, sink=sink, media_timeout=ua.media_timeout)
+    call = Call(
+        host,
+        out,
+        peer,
+        source=source,
+        sink=sink,
+        media_timeout=ua.media_timeout,
+        media_thread=ua.media_thread,
+    )
     host.call = call
     ua.calls.append(call)
     try:

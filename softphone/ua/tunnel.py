@@ -469,7 +469,11 @@ class TunnelHost:
             self._reply(request, tx, 403, "From does not match the caller's certificate")
             return
         call = Call(
-            self, CallDirection.INCOMING, shown_peer(self.peer_aor), media_timeout=ua.media_timeout
+            self,
+            CallDirection.INCOMING,
+            shown_peer(self.peer_aor),
+            media_timeout=ua.media_timeout,
+            media_thread=ua.media_thread,
         )
         self.call = call
         ua.calls.append(call)

@@ -97,6 +97,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from softphone.media.thread import MediaThread, shared_media_thread
 from softphone.media.tone import AudioSink, FrameSource
 from softphone.security.identity import IdentityError, IdentityMaterial
 from softphone.sip.digest import DigestClient
@@ -194,6 +195,7 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         on_incoming_call: IncomingCallHandler | None = None,
         auto_answer: bool = False,
         media_timeout: float = 30.0,
+        media_thread: bool = False,
         identity: IdentityMaterial | None = None,
         tunnel_answerer: TunnelAnswerer | None = None,
         sipsec_policy: SipsecAccept | str | None = None,
@@ -208,7 +210,10 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         by default ``contacts.json`` beside the pin store (as :mod:`softphone.contacts`).
         ``audio_devices``: (input, output) sound-card specs for calls not given their own
         source/sink (:mod:`softphone.ua.sound`); None: no sound card; left out: the
-        account's ``input_device``/``output_device`` (:attr:`audio_devices`)."""
+        account's ``input_device``/``output_device`` (:attr:`audio_devices`). ``media_thread``:
+        run calls' media on the process's media thread (softphone.media.thread; the desktop
+        phone does, so that its window and its audio never wait for each other), else on this
+        loop."""
         self.account = account
         self.on_event = on_event
         pins_path = pin_store_path or default_pin_store_path()
@@ -246,6 +251,8 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         self.on_incoming_call = on_incoming_call
         self.auto_answer = auto_answer
         self.media_timeout = media_timeout
+        #: The thread calls' media run on (softphone.media.thread), or ``None``: this loop.
+        self.media_thread: MediaThread | None = shared_media_thread() if media_thread else None
         self._audio_devices = audio_devices  # FROM_ACCOUNT: see the audio_devices property
         self.calls: list[Call] = []
         self._call_flow: dict[Call, Flow] = {}
@@ -330,6 +337,7 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
             source=source,
             sink=sink,
             media_timeout=self.media_timeout,
+            media_thread=self.media_thread,
         )
         self.calls.append(call)
         self._call_flow[call] = flow

@@ -64,6 +64,13 @@ class Seen:
     compared: dict[str, str] = field(default_factory=dict)  # phone -> status or why disabled
     compare_label: str = ""
     contacts: dict[str, dict[str, str]] = field(default_factory=dict)  # phone -> aor -> state
+    #: "sips:alice" -> the thread the call's media ran on (softphone.media.thread), or "".
+    media_threads: dict[str, str] = field(default_factory=dict)
+
+
+def _media_thread(window: Any) -> str:
+    thread = getattr(getattr(window.call, "media", None), "thread", None)
+    return "" if thread is None else str(thread.name)
 
 
 async def journey(workdir: Path, shots: Path, suffix: str = "") -> Seen:
@@ -129,6 +136,7 @@ async def journey(workdir: Path, shots: Path, suffix: str = "") -> Seen:
             seen.pane_texts[f"sips:{domain}"] = pane.text.toPlainText()
         for name, window in windows.items():
             seen.badges[f"sips:{name}"] = window.security.signalling.badge.text()
+            seen.media_threads[f"sips:{name}"] = _media_thread(window)
         await shoot(demo, "3-sips-proxies-read-keys")
         await shoot(windows["alice"], "4-sips-alice-call")
         click(demo.hangup_button)
@@ -162,6 +170,8 @@ async def journey(workdir: Path, shots: Path, suffix: str = "") -> Seen:
 
         await until(progress, "the sipsec call is established on both phones")
         windows = {pane.name: in_call(pane) for pane in (alice, bob)}
+        for name, window in windows.items():
+            seen.media_threads[f"sipsec:{name}"] = _media_thread(window)
 
         def numbers() -> bool:
             demo.refresh()

@@ -70,6 +70,17 @@ def test_sips_call_both_proxies_read_the_keys(seen: tuple[Seen, Path]) -> None:
         assert result.badges[f"sips:{phone}"] != "END TO END"  # UX.md: never for sips:
 
 
+def test_both_calls_media_ran_on_the_media_thread(seen: tuple[Seen, Path]) -> None:
+    """The phones' audio ran on the media thread, not on the window's loop (issue 7: the
+    loop must not stall; softphone.media.thread), for both phones and both kinds of call."""
+    result, _ = seen
+    assert result.media_threads == {
+        f"{kind}:{phone}": "softphone-media"
+        for kind in ("sips", "sipsec")
+        for phone in ("alice", "bob")
+    }
+
+
 def test_sipsec_call_proxies_see_only_connect_and_bytes(seen: tuple[Seen, Path]) -> None:
     result, _ = seen
     for domain in DOMAINS:
