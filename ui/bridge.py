@@ -216,6 +216,9 @@ class EngineBridge(QObject):
         if options.get("identity") is not None:
             self.identities[aor] = options["identity"]
         options.setdefault("trust_policy", TrustPolicy.ASK)
+        # Calls' media on the media thread: a window painted here never delays a packet, and
+        # a packet never stalls the window (softphone.media.thread).
+        options.setdefault("media_thread", True)
         options.setdefault("on_incoming_call", lambda call: self.incoming_call.emit(aor, call))
         if "on_trace" in _ua_parameters():
             options.setdefault("on_trace", lambda entry: self.on_trace(aor, entry))

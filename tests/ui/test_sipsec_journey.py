@@ -120,6 +120,9 @@ def test_sipsec_call_between_two_gui_phones(
                 alice_window = await until(lambda: established(alice), "alice in call")
                 bob_window = await until(lambda: established(bob), "bob in call")
                 for window in (alice_window, bob_window):
+                    # The desktop phone's audio runs on the media thread, off this loop
+                    # (ui.bridge: UserAgent(media_thread=True); softphone.media.thread).
+                    assert window.call.media.thread.name == "softphone-media"
                     panel = window.security
                     assert panel.signalling.badge.text() == "END TO END"
                     assert panel.audio.words.text() == "Audio encrypted end to end"
