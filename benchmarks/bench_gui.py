@@ -23,8 +23,9 @@ audio both ways, then alice hangs up from the call window. Each call is measured
 bob a second GUI phone in this process (one loop carries both ends: the worst case), and with
 bob ``softphone agent --auto-answer`` in a process of his own (as a second phone is: alice's
 loop carries her phone only), that one ``BENCH_GUI_REPEAT`` times (3): a stall that is ours
-shows in every run, the machine's in some. Before dialling, each phone has been up long enough to build its
-spare call window (``ui.calls.CallManager.prepare_spare``), as it is before anyone dials.
+shows in every run, the machine's in some. Before dialling, each phone has been up long
+enough to build its spare call window (``ui.calls.CallManager.prepare_spare``), as it is
+before anyone dials.
 The phones run calls' media on the media thread, as the desktop phone does
 (softphone.media.thread). The floor beside them: the same ticker on an idle qasync loop. A
 ticker on the loop sleeps ``TICK`` s and records how late it wakes (the lag = stall), and from
@@ -265,27 +266,51 @@ def machine_steal() -> float:
         return 0.0
 
 
+def _steal_reader() -> Callable[[], float]:
+    """Seconds the hypervisor has taken so far from the CPU the calling thread is on now
+    (``/proc/stat`` per CPU, in 10 ms units; ``/proc/thread-self/stat`` field 39)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    try:
+        me = os.open(f"/proc/self/task/{threading.get_native_id()}/stat", os.O_RDONLY)
+    except OSError:
+        return lambda: 0.0
+
+    def read() -> float:
+        cpu = "cpu" + os.pread(me, 1024, 0).rsplit(b")", 1)[1].split()[36].decode()
+        for line in Path("/proc/stat").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[0] == cpu:
+                return int(fields[8]) / hz
+        return 0.0
+
+    return read
+
+
 class Ticker:
-    """Sleeps TICK on the loop and records how late each wake-up is, and, from the loop
-    thread's schedstat, how that lag was spent: on a CPU (our code, or time the hypervisor
-    took while the thread ran), runnable but waiting for a CPU (other threads and processes
-    had them), or neither (waiting for the GIL, or in a system call)."""
+    """Sleeps TICK on the loop and records how late each wake-up is; from the loop thread's
+    schedstat, how that lag was spent: on a CPU (our code, or time the hypervisor took while
+    the thread ran), runnable but waiting for a CPU (other threads and processes had them), or
+    neither (waiting for the GIL, or in a system call); and how much the hypervisor took from
+    the thread's CPU meanwhile (steal, counted by the guest kernel in 10 ms units)."""
 
     def __init__(self) -> None:
-        #: (expected wake-up, lag, seconds on a CPU, seconds waiting for a CPU) per tick
-        self.lags: list[tuple[float, float, float, float]] = []
+        #: (expected wake-up, lag, seconds on a CPU, seconds waiting for a CPU, steal on the
+        #: thread's CPU) per tick
+        self.lags: list[tuple[float, float, float, float, float]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        sched = _schedstat_reader()
+        sched, steal = _schedstat_reader(), _steal_reader()
         while True:
             expected = time.monotonic() + TICK
             cpu0, wait0 = sched()
+            steal0 = steal()
             await asyncio.sleep(TICK)
             now = time.monotonic()
             cpu1, wait1 = sched()
             lag = max(0.0, now - expected)
-            self.lags.append((expected, lag, (cpu1 - cpu0) / 1e9, (wait1 - wait0) / 1e9))
+            stolen = max(0.0, steal() - steal0)
+            self.lags.append((expected, lag, (cpu1 - cpu0) / 1e9, (wait1 - wait0) / 1e9, stolen))
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -297,10 +322,10 @@ class Ticker:
                 await self._task
 
 
-def _why(ticks: list[tuple[float, float, float, float]]) -> str:
+def _why(ticks: list[tuple[float, float, float, float, float]]) -> str:
     """How the ticks' lags were spent (see :class:`Ticker`), in words."""
-    on_cpu = sum(1 for _, lag, cpu, _w in ticks if cpu >= lag / 2)
-    waiting = sum(1 for _, lag, cpu, wait in ticks if cpu < lag / 2 and wait >= lag / 2)
+    on_cpu = sum(1 for _, lag, cpu, _w, _s in ticks if cpu >= lag / 2)
+    waiting = sum(1 for _, lag, cpu, wait, _s in ticks if cpu < lag / 2 and wait >= lag / 2)
     other = len(ticks) - on_cpu - waiting
     return (
         f"{on_cpu} with the loop's thread on a CPU most of the lag, {waiting} waiting for a "
@@ -332,6 +357,11 @@ def report(
     )
     if over:
         print(f"    the ticks over 20 ms: {_why([t for t in ticks if t[1] > 0.020])}")
+        net = sorted(1000 * max(0.0, t[1] - t[4]) for t in ticks)
+        print(
+            f"    less the steal on the loop thread's CPU during each tick: max {net[-1]:.1f} ms, "
+            f"{sum(1 for lag in net if lag > 20)} ticks over 20 ms"
+        )
     if steal is not None:
         print(f"    the hypervisor took {1000 * steal:.0f} ms of CPU from this VM meanwhile")
     worst_at = max(ticks, key=lambda t: t[1])[0]
@@ -344,7 +374,7 @@ def report(
             print(f"        {stacks.count(stack)}x {stack}")
     if not slow:
         print("    no asyncio callback took 10 ms or more (the stall was outside asyncio)")
-    for at, lag, _cpu, _wait in sorted(ticks, key=lambda t: -t[1])[:3]:
+    for at, lag, _cpu, _wait, _steal in sorted(ticks, key=lambda t: -t[1])[:3]:
         if lag <= 0.020:
             break
         seen = [stack for t, stack in timer.timeline if at <= t <= at + lag]

@@ -629,12 +629,15 @@ async def _drive(
                     allow_sips_fallback=args.fallback_sips,
                 )
             except CallError as exc:
+                reason = exc.reason
+                if getattr(exc, "fallback_ok", False) and not args.fallback_sips:
+                    reason += " (with --fallback-sips the agent does that by itself)"
                 ended = CallState(
                     call_id="",
                     direction="outgoing",
                     peer=args.call,
                     state="ended",
-                    reason=exc.reason,
+                    reason=reason,
                 )
                 calls.out(ended.to_json())
                 return EXIT_FAILED

@@ -16,8 +16,8 @@ module              what
 ``thread``          the media thread: a session's loop off the caller's (the GUI's) loop
 ==================  =================================================================
 
-Only ``rtp_session`` does I/O (asyncio UDP), on the caller's loop or the media thread's. PCM everywhere is 16-bit mono at 48 kHz in
-20 ms frames (960 samples).
+Only ``rtp_session`` does I/O (asyncio UDP), on the caller's loop or the media thread's.
+PCM everywhere is 16-bit mono at 48 kHz in 20 ms frames (960 samples).
 """
 
 from __future__ import annotations

@@ -255,10 +255,9 @@ def _refused(ua: UserAgent, response: Response, target: SipURI) -> SipsecCallErr
     """A final non-2xx to the CONNECT, in words."""
     code, phrase = response.status_code, response.reason
     proxy = ua.account.registrar_uri.host
-    retry = (
-        f"; to call with encryption to each server only, call sips:{target.user}@{target.host} "
-        "(agent: --fallback-sips)"
-    )
+    # The words each front end shows; how to give the consent is theirs to add (the agent:
+    # --fallback-sips; the GUI: its "Call with SIPS instead" button).
+    retry = f"; to call with encryption to each server only, call sips:{target.user}@{target.host}"
     if code in (420, 405, 501):
         unsupported = response.headers.get("Unsupported")
         detail = f", unsupported: {unsupported}" if unsupported else ""
