@@ -27,8 +27,10 @@ open. A stream that fails later is reported through ``status`` flags counted in
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -102,14 +104,36 @@ def _portaudio() -> Any:
 #: queries, open + start, stop + close, the rescan) holds this lock. The streams' own
 #: callbacks run on PortAudio's thread and never take it.
 _PORTAUDIO_LOCK = threading.RLock()
+_log = logging.getLogger(__name__)
 _open_streams = 0  # streams opened and not yet closed (guarded by the lock)
+#: Threads stopping and closing streams handed over by :meth:`_DeviceStream.close_soon`.
+_closers: set[threading.Thread] = set()
+_CLOSERS_LOCK = threading.Lock()
+
+
+def wait_closed(timeout: float = 10.0) -> bool:
+    """Wait until the streams :meth:`~_DeviceStream.close_soon` handed over are closed;
+    False if some still are not after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _CLOSERS_LOCK:
+            pending = [t for t in _closers if t is not threading.current_thread()]
+        if not pending:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        pending[0].join(remaining)
 
 
 def rescan() -> bool:
     """Ask PortAudio to enumerate devices again (it does so once, when it starts): after a
     headset is plugged in, or a sound server started. Not while a stream is open (it would
-    be closed under its owner's feet: a crash): then nothing happens and False is returned."""
+    be closed under its owner's feet: a crash): then nothing happens and False is returned.
+    Streams being closed in the background (:meth:`~_DeviceStream.close_soon`) are waited
+    for first."""
     sd = _portaudio()
+    wait_closed()
     with _PORTAUDIO_LOCK:
         if _open_streams:
             return False
@@ -410,20 +434,34 @@ class _DeviceStream:
         return float(self._stream.latency) if self._stream is not None else 0.0
 
     def close(self) -> None:
-        """Stop and release the device (idempotent)."""
-        if self.closed:
+        """Stop and release the device (idempotent). Waits for PortAudio's ``stop()``, which
+        lets the buffers drain: 1.6 s through ALSA's pulse plugin here (benchmarks/
+        bench_audio.py). Never on an event loop: :meth:`close_soon` there."""
+        stream = self._detach()
+        if stream is not None:
+            _stop_and_close(stream)
+
+    def close_soon(self) -> None:
+        """Closed at once for its owner (``closed``, reads give nothing, writes are dropped);
+        the stream is stopped and released by a thread of its own (:func:`wait_closed`).
+        What a call does at hang-up: its loop is the window's, and ``stop()`` takes seconds.
+        (PortAudio's ``abort()`` would return at once, but on ALSA it cancels the callback
+        thread in the middle of Python code: a crash.)"""
+        stream = self._detach()
+        if stream is None:
             return
+        thread = threading.Thread(target=_close_quietly, args=(stream,), name="sound-close")
+        with _CLOSERS_LOCK:
+            _closers.add(thread)
+        thread.start()
+
+    def _detach(self) -> Any:
+        if self.closed:
+            return None
         self.closed = True
         stream, self._stream = self._stream, None
-        if stream is not None:
-            global _open_streams  # noqa: PLW0603 - see _open
-            with _PORTAUDIO_LOCK:
-                try:
-                    stream.stop()
-                finally:
-                    stream.close()
-                    _open_streams -= 1
         self._queue.clear()
+        return stream
 
     def __enter__(self) -> Self:
         return self
@@ -435,6 +473,27 @@ class _DeviceStream:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _stop_and_close(stream: Any) -> None:
+    global _open_streams  # noqa: PLW0603 - see _DeviceStream._open
+    try:
+        with _PORTAUDIO_LOCK:
+            try:
+                stream.stop()
+            finally:
+                stream.close()
+                _open_streams -= 1
+    finally:
+        with _CLOSERS_LOCK:
+            _closers.discard(threading.current_thread())
+
+
+def _close_quietly(stream: Any) -> None:
+    try:
+        _stop_and_close(stream)
+    except Exception as exc:  # noqa: BLE001 - PortAudioError on a vanished device: said, not raised
+        _log.warning("closing a sound device failed: %s", exc)
 
 
 class DeviceSource(_DeviceStream):

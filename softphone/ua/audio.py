@@ -148,15 +148,17 @@ class InputMeter:
 
     def close_now(self) -> None:
         """:meth:`stop` when no event loop runs any more (a dialog closed after its loop):
-        the device is closed here, at once, so it never stays open (PortAudio could then
-        not enumerate devices again: :func:`softphone.media.devices.rescan`)."""
+        the device is closed for us at once and released by a thread of its own, so it never
+        stays open (PortAudio could then not enumerate devices again:
+        :func:`softphone.media.devices.rescan`, which waits for it) and the window does not
+        wait for PortAudio's drain."""
         source, self._source = self._source, None
         task, self._task = self._task, None
         if task is not None:
             with contextlib.suppress(RuntimeError):  # its loop is closed: nothing to cancel
                 task.cancel()
         if source is not None:
-            source.close()
+            source.close_soon()
         self.level_dbfs = -math.inf
 
     async def stop(self) -> None:

@@ -115,6 +115,13 @@ class CallSound:
                 with contextlib.suppress(Exception):  # PortAudioError on a vanished device
                     device.close()
 
+    def close_soon(self) -> None:
+        """Closed now for the call; PortAudio's drain (seconds through ALSA's pulse plugin)
+        runs in a thread of its own, never on the event loop (softphone.media.devices)."""
+        for device in (self.source, self.sink):
+            if device is not None:
+                device.close_soon()
+
 
 def _open(devices: AudioDevices, *, capture: bool, play: bool) -> CallSound:
     wanted, played = devices
@@ -170,7 +177,7 @@ class CallSoundMixin:
             await self._bye(f"the sound card could not be used: {exc}")
             return False
         if self.phase is CallPhase.ENDED:  # hung up while the devices were opening
-            sound.close()
+            sound.close_soon()
             return False
         self._sound = sound
         if sound.source is not None:
@@ -182,4 +189,4 @@ class CallSoundMixin:
     def _close_sound(self) -> None:
         sound, self._sound = self._sound, None
         if sound is not None:
-            sound.close()
+            sound.close_soon()

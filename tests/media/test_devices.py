@@ -13,15 +13,11 @@ from __future__ import annotations
 import asyncio
 import importlib.abc
 import math
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,85 +36,30 @@ from softphone.media.devices import (
 )
 from softphone.media.tone import SilenceSource, ToneSource, dominant_frequency, samples
 from tests.conftest import require_peer
+from tests.media.pulse import PulseUnavailable, start_private_pulse
 
-PULSE_HINT = "apt-get install pulseaudio libasound2-plugins libportaudio2 (or: make test as root)"
-ALSA_PULSE_PLUGIN = Path("/usr/share/alsa/alsa.conf.d/pulse.conf")
-SINK = "softphone_test"
 WAIT = 30.0
 SCAN = range(200, 3600, 20)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture
 def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A pulseaudio daemon with one null sink (48 kHz mono), stopped by its PID afterwards."""
-    binary = shutil.which("pulseaudio")
-    require_peer("pulseaudio", available=binary is not None, hint=PULSE_HINT)
-    require_peer("libasound2-plugins", available=ALSA_PULSE_PLUGIN.exists(), hint=PULSE_HINT)
-    assert binary is not None
+    """A pulseaudio daemon with one null sink (48 kHz mono, tests/media/pulse.py), stopped by
+    its PID afterwards."""
     try:
-        devices.list_devices()
-    except PortAudioMissingError:
-        require_peer("libportaudio2", available=False, hint=PULSE_HINT)
-    # Short path: a unix socket path must fit in 108 bytes.
-    run = Path(tempfile.mkdtemp(prefix="pa-"))
-    run.chmod(0o700)
-    socket = run / "native"
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "HOME": str(run)}
-    env.pop("PULSE_SERVER", None)
-    result = subprocess.run(
-        [
-            binary,
-            "--daemonize=yes",
-            "--exit-idle-time=-1",
-            "-n",  # no default.pa: only the modules below
-            "--use-pid-file=yes",
-            f"--log-target=file:{run / 'pulse.log'}",
-            f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
-            f"--load=module-null-sink sink_name={SINK} rate=48000 channels=1",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    pid_file = run / "pulse" / "pid"
-    if result.returncode != 0 or not pid_file.exists():
-        log = (
-            (run / "pulse.log").read_text(errors="replace") if (run / "pulse.log").exists() else ""
-        )
-        shutil.rmtree(run, ignore_errors=True)
-        require_peer(
-            "pulseaudio",
-            available=False,
-            hint=f"it did not start (rc {result.returncode}): {result.stderr[-500:]} {log[-500:]}",
-        )
-    pid = int(pid_file.read_text().split()[0])
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
-    monkeypatch.setenv("PULSE_SERVER", f"unix:{socket}")
-    monkeypatch.setenv("PULSE_SINK", SINK)
-    monkeypatch.setenv("PULSE_SOURCE", f"{SINK}.monitor")
+        daemon = start_private_pulse()
+    except PulseUnavailable as missing:
+        require_peer(missing.what, available=False, hint=missing.hint)
+        raise  # pragma: no cover - require_peer skips or fails
+    for name, value in daemon.env.items():
+        monkeypatch.setenv(name, value)
     # PortAudio enumerates once: let it see the pulse devices now. Refused only while a
     # stream is open: one an earlier test left open, which would also hear the wrong server.
     assert devices.rescan(), "a sound stream an earlier test opened is still open"
     try:
-        yield run
+        yield daemon.run
     finally:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(run, ignore_errors=True)
+        daemon.stop()
 
 
 # -- real streams through the null sink ---------------------------------------------------
@@ -168,6 +109,34 @@ async def test_tone_through_null_sink_comes_back_from_its_monitor(
     assert sink.closed and mic.closed
     assert mic.read() is None  # a closed source gives nothing, and does not raise
     sink.write(bytes(1920))  # nor does a closed sink
+
+
+async def test_close_soon_leaves_the_drain_to_a_thread_of_its_own(pulse: Path) -> None:
+    """A call closes its devices at hang-up on its event loop (the window's, in the desktop
+    phone). PortAudio's ``stop()`` drains the buffers first: 1.6 s through ALSA's pulse plugin
+    here (benchmarks/bench_audio.py). ``close_soon()``: closed at once for the owner, the
+    stop and close on a "sound-close" thread; the real streams are watched."""
+    called: list[tuple[str, str]] = []
+    sink, mic = DeviceSink("pulse"), DeviceSource("pulse")
+    for device in (sink, mic):
+        stream = device._stream
+        assert stream is not None
+        for name in ("stop", "close"):
+            method = getattr(stream, name)
+
+            def spy(*args: object, _name: str = name, _method: Any = method) -> object:
+                called.append((_name, threading.current_thread().name))
+                return _method(*args)
+
+            setattr(stream, name, spy)
+    await asyncio.sleep(0.2)  # audio flowing both ways: there is something to drain
+    sink.close_soon()
+    mic.close_soon()
+    assert sink.closed and mic.closed and mic.read() is None
+    sink.write(bytes(1920))  # dropped, no error
+    assert devices.wait_closed()
+    assert sorted(called) == [("close", "sound-close")] * 2 + [("stop", "sound-close")] * 2
+    assert devices.rescan()  # both really closed: PortAudio may enumerate again
 
 
 async def test_full_queues_drop_and_count_instead_of_blocking(pulse: Path) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from softphone.agent import EXIT_OK, EXIT_USAGE, _audio_devices, build_parser, main
+from softphone.media import devices as sound_devices
 from softphone.media.devices import DeviceSink, DeviceSource
 from softphone.media.tone import ToneSource
 from softphone.server.config import RegistrarConfig
@@ -126,9 +128,24 @@ async def test_a_call_through_the_sound_card_echoes_back(pulse: Path, tmp_path: 
     async with network(tmp_path, ("pulse", "pulse")) as (alice, _, bob_calls, _):
         call, bob_call, mic, speaker, _heard = await echo_call(alice, bob_calls, 1000)
         assert speaker.counters.frames > 0 and mic.counters.frames > 0
+        stops: list[str] = []
+        for device in (mic, speaker):
+            stream = device._stream
+            assert stream is not None
+            original = stream.stop
+
+            def stop(_original: Any = original) -> None:
+                stops.append(threading.current_thread().name)
+                _original()
+
+            stream.stop = stop
         await call.hangup()
         await asyncio.wait_for(asyncio.shield(bob_call.ended), WAIT)
         assert mic.closed and speaker.closed  # released with the call
+        assert sound_devices.wait_closed()
+        # PortAudio's stop() drains the buffers (1.6 s through ALSA's pulse plugin here): in
+        # a thread of its own, never on the event loop (the window's, in the desktop phone).
+        assert stops == ["sound-close", "sound-close"]
 
 
 async def test_a_phone_uses_the_devices_its_account_names(pulse: Path, tmp_path: Path) -> None:
