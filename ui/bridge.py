@@ -192,10 +192,13 @@ class EngineBridge(QObject):
                 future.set_result(TrustDecision(decision))
 
         dialog.decided.connect(decided)
-        self.open_dialogs[aor] = dialog
-        dialog.open()  # window-modal and returns at once: asyncio keeps running
-        self.trust_dialog_shown.emit(aor, dialog)
         try:
+            # Built in this turn of the loop, opened (and painted) in the next: two
+            # callbacks, each shorter than both (issue 7: the loop never stalls 20 ms).
+            await asyncio.sleep(0)
+            self.open_dialogs[aor] = dialog
+            dialog.open()  # window-modal and returns at once: asyncio keeps running
+            self.trust_dialog_shown.emit(aor, dialog)
             decision = await future
         finally:
             if self.open_dialogs.get(aor) is dialog:

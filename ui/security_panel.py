@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -65,8 +66,12 @@ class _Row:
         grid.addWidget(self.badge, row, 1, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.words, row, 2)
         grid.addWidget(self.details, row + 1, 2)
+        self.shown: SecurityRow | None = None
 
     def show(self, model: SecurityRow) -> None:
+        if model == self.shown:
+            return
+        self.shown = model
         self.title.setText(f"<b>{model.title}</b>")
         self.badge.setText(model.label)
         set_style(self.badge, badge_style(model.level))
@@ -76,6 +81,19 @@ class _Row:
         self.details.setVisible(bool(model.details))
 
 
+def _box(*parts: QWidget | QLayout) -> QWidget:
+    """A margin-less column of ``parts``, to show or hide together."""
+    box = QWidget()
+    column = QVBoxLayout(box)
+    column.setContentsMargins(0, 0, 0, 0)
+    for part in parts:
+        if isinstance(part, QLayout):
+            column.addLayout(part)
+        else:
+            column.addWidget(part)
+    return box
+
+
 class SecurityPanel(QGroupBox):
     """The panel; :attr:`compared` fires when the person presses "We compared it"."""
 
@@ -83,7 +101,7 @@ class SecurityPanel(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Security of this call", parent)
-        column = QVBoxLayout(self)
+        column = self._column = QVBoxLayout(self)
 
         summary_row = QVBoxLayout()
         self.summary_badge = QLabel()
@@ -112,8 +130,9 @@ class SecurityPanel(QGroupBox):
         self.fingerprint = QLabel()
         self.fingerprint.setFont(fixed)
         self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        column.addWidget(self.fingerprint_title)
-        column.addWidget(self.fingerprint)
+        # Each group in a box of its own, shown or hidden as one: one show event, not five.
+        self.fingerprint_box = _box(self.fingerprint_title, self.fingerprint)
+        column.addWidget(self.fingerprint_box)
 
         self.safety_title = QLabel(
             "<b>Safety number</b> — read it aloud to each other; it must be the same on both phones"
@@ -146,15 +165,37 @@ class SecurityPanel(QGroupBox):
         safety_row = QHBoxLayout()
         safety_row.addLayout(number_column, 1)
         safety_row.addWidget(self.qr, 0, Qt.AlignmentFlag.AlignTop)
-        column.addWidget(self.safety_title)
-        column.addLayout(safety_row)
+        self.safety_box = _box(self.safety_title, safety_row)
+        column.addWidget(self.safety_box)
         column.addWidget(self.compare_status)
         column.addStretch(1)
         self.model: SecurityPanelModel | None = None
+        self._ledger_missing = ""
+        #: How many times :meth:`show_model` changed the widgets (tests: an unchanged model
+        #: must not touch them).
+        self.updates = 0
 
     def show_model(self, model: SecurityPanelModel, *, ledger_missing: str = "") -> None:
         """Show ``model``; ``ledger_missing`` (why verification cannot be recorded) disables
-        "We compared it" with that tooltip."""
+        "We compared it" with that tooltip.
+
+        Only what changed is touched, and in one layout pass: the call window refreshes at
+        every engine event, and each child shown while the panel is visible would otherwise
+        lay the whole panel out there and then (5 ms when the fingerprint and safety number
+        appear; issue 7: the loop never stalls 20 ms). The same model again costs nothing."""
+        if model == self.model and ledger_missing == self._ledger_missing:
+            return
+        self._ledger_missing = ledger_missing
+        self.updates += 1
+        layout = self._column
+        layout.setEnabled(False)  # no layout pass per child shown or hidden...
+        try:
+            self._show_model(model, ledger_missing)
+        finally:
+            layout.setEnabled(True)
+            layout.invalidate()  # ...one for all, posted: Qt runs it before the next paint
+
+    def _show_model(self, model: SecurityPanelModel, ledger_missing: str) -> None:
         self.model = model
         weakest = model.weakest
         self.summary_badge.setText(model.summary)
@@ -163,13 +204,10 @@ class SecurityPanel(QGroupBox):
         self.signalling.show(model.signalling)
         self.identity.show(model.identity)
         self.audio.show(model.audio)
-        has_fp = model.fingerprint is not None
-        self.fingerprint_title.setVisible(has_fp)
-        self.fingerprint.setVisible(has_fp)
+        self.fingerprint_box.setVisible(model.fingerprint is not None)
         self.fingerprint.setText(model.fingerprint or "")
         has_number = model.safety_number is not None
-        for widget in (self.safety_title, self.safety_number, self.compare_button):
-            widget.setVisible(has_number)
+        self.safety_box.setVisible(has_number)
         self.qr.setVisible(has_number and self.qr_payload is not None)
         self.safety_number.setText(model.safety_number or "")
         if ledger_missing:

@@ -1,7 +1,8 @@
 """The certificate trust dialog (UX.md "Trust dialog wording").
 
 The consequence first, then the reason (the headline), then every other problem, then what is
-waiting; the chain and its SHA-256 fingerprints behind "Show certificate details". "Don't
+waiting and the certificate's SHA-256 fingerprint; the chain with each certificate's
+fingerprint behind "Show certificate details" (Alt+D), made when first opened. "Don't
 connect" is the default and focused button, so Enter and Escape never connect. A certificate
 that *changed* since it was pinned is the loud variant: a red banner and a critical icon, and
 no "Always trust" button until the details have been opened. All wording and the button rules
@@ -33,6 +34,8 @@ from ui.presenters import ChainEntry, TrustButton, TrustDialogModel, wrap_groups
 __all__ = ["TrustDialog"]
 
 _WIDTH = 620
+_SHOW = "Show certificate &details"
+_HIDE = "Hide certificate &details"
 _LOUD_BANNER = (
     "QFrame#banner { background: #b3261e; border-radius: 4px; }"
     " QFrame#banner QLabel { color: white; }"
@@ -98,9 +101,16 @@ class TrustDialog(QDialog):
             note = _label(model.note)
             note.setObjectName("note")
             layout.addWidget(note)
+        if model.fingerprint and not model.comparison:  # the loud variant shows it compared
+            form = QFormLayout()
+            value = _monospace(wrap_groups(model.fingerprint))
+            value.setObjectName("leafFingerprint")
+            caption = QLabel("<b>Fingerprint (SHA-256):</b>")  # one line: no word wrap
+            form.addRow(caption, value)
+            layout.addLayout(form)
 
         self.details_button = QToolButton()
-        self.details_button.setText("Show certificate details")
+        self.details_button.setText(_SHOW)
         self.details_button.setCheckable(True)
         self.details_button.setArrowType(Qt.ArrowType.RightArrow)
         self.details_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -108,9 +118,9 @@ class TrustDialog(QDialog):
         self.details_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.details_button.toggled.connect(self._show_details)
         layout.addWidget(self.details_button)
-        self.details = self._details()
-        self.details.setVisible(False)
-        layout.addWidget(self.details)
+        #: The chain, made the first time it is asked for (:meth:`_show_details`).
+        self.details: QWidget | None = None
+        self._column = layout
 
         layout.addStretch(1)  # spare height goes here, not between the paragraphs
         line = QFrame()
@@ -210,13 +220,17 @@ class TrustDialog(QDialog):
         return self.details_button.isChecked()
 
     def _show_details(self, shown: bool) -> None:
-        self.details.setVisible(shown)
+        if shown and self.details is None:
+            # Built on demand: a dozen widgets fewer to build, polish and lay out while the
+            # engine waits for the answer (issue 7: the loop never stalls 20 ms).
+            self.details = self._details()
+            self._column.insertWidget(self._column.indexOf(self.details_button) + 1, self.details)
+        if self.details is not None:
+            self.details.setVisible(shown)
         self.details_button.setArrowType(
             Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
         )
-        self.details_button.setText(
-            "Hide certificate details" if shown else "Show certificate details"
-        )
+        self.details_button.setText(_HIDE if shown else _SHOW)
         self._update_buttons()
         self.adjustSize()
 

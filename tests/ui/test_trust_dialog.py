@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtGui import QFontDatabase, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFrame, QLabel
 from pytestqt.qtbot import QtBot
@@ -112,9 +112,13 @@ def test_changed_fingerprints_are_compared_side_by_side(qtbot: QtBot, questions:
 
 def test_details_show_chain_and_fingerprints(qtbot: QtBot, questions: Questions) -> None:
     dialog = make(qtbot, questions.wrong_name)
-    assert not dialog.details.isVisible()
+    # Made on demand: nothing of the chain exists before the toggle (issue 7).
+    assert dialog.details is None
+    assert dialog.findChildren(QLabel, "fingerprint") == []
+    assert "Softphone Test CA" not in label_texts(dialog)
     QTest.mouseClick(dialog.details_button, Qt.MouseButton.LeftButton)
-    assert dialog.details.isVisible()
+    assert dialog.details is not None and dialog.details.isVisible()
+    assert dialog.details_button.text() == "Hide certificate &details"
     fingerprints = [label.text() for label in dialog.details.findChildren(QLabel, "fingerprint")]
     summaries = questions.wrong_name.report.certificates
     assert len(fingerprints) == len(summaries) == 2
@@ -122,7 +126,59 @@ def test_details_show_chain_and_fingerprints(qtbot: QtBot, questions: Questions)
         assert shown.split() == cert.fingerprint.split()  # groups of four, on two lines
     texts = label_texts(dialog)
     assert "wrong.test" in texts and "Softphone Test CA" in texts
+    # Right under the toggle, not after the buttons.
+    column = dialog.layout()
+    assert column.indexOf(dialog.details) == column.indexOf(dialog.details_button) + 1
     dialog.grab().save(str(SHOTS / "ui-trust-dialog-details.png"))
+    # Closed and opened again: the same widgets, hidden and shown (built once).
+    details = dialog.details
+    QTest.mouseClick(dialog.details_button, Qt.MouseButton.LeftButton)
+    assert not details.isVisible()
+    assert dialog.details_button.text() == "Show certificate &details"
+    QTest.mouseClick(dialog.details_button, Qt.MouseButton.LeftButton)
+    assert dialog.details is details and details.isVisible()
+    assert len(dialog.findChildren(QLabel, "fingerprint")) == 2
+
+
+def test_fingerprint_problems_and_buttons_are_there_at_once(
+    qtbot: QtBot, questions: Questions
+) -> None:
+    dialog = make(qtbot, questions.self_signed_wrong_name)
+    report = questions.self_signed_wrong_name.report
+    leaf = dialog.findChild(QLabel, "leafFingerprint")
+    assert leaf is not None and leaf.isVisible()
+    assert leaf.text().split() == fingerprint_groups(report.fingerprint or b"").split()
+    assert "<b>Fingerprint (SHA-256):</b>" in label_texts(dialog)
+    problems = dialog.findChild(QLabel, "problems")
+    assert problems is not None and problems.isVisible()
+    for button in (dialog.reject_button, dialog.once_button, dialog.always_button):
+        assert button.isVisible()
+    assert dialog.details is None
+
+
+def test_keyboard_reaches_the_details(qtbot: QtBot, questions: Questions) -> None:
+    dialog = make(qtbot, questions.changed)
+    assert dialog.focusWidget() is dialog.reject_button
+    seen = []
+    for _ in range(10):  # Tab from "Don't connect" comes round to the toggle
+        QTest.keyClick(dialog.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(dialog.focusWidget())
+        if dialog.focusWidget() is dialog.details_button:
+            break
+    assert dialog.focusWidget() is dialog.details_button, seen
+    QTest.keyClick(dialog.details_button, Qt.Key.Key_Space)
+    assert dialog.details is not None and dialog.details.isVisible()
+    assert dialog.always_button.isVisible()  # the loud variant: only after the details
+    QTest.keyClick(dialog.details_button, Qt.Key.Key_Space)
+    assert not dialog.details.isVisible()
+
+
+def test_alt_d_is_the_details_mnemonic_and_no_other(qtbot: QtBot, questions: Questions) -> None:
+    # (QTest's key clicks do not reach Qt's shortcut map offscreen: the key is checked.)
+    dialog = make(qtbot, questions.changed)
+    assert dialog.details_button.shortcut().toString() == "Alt+D"
+    for button in dialog.buttons.values():
+        assert button.shortcut().toString() != "Alt+D", button.text()
 
 
 def test_changed_variant_is_loud_and_hides_always_until_details(
@@ -132,6 +188,8 @@ def test_changed_variant_is_loud_and_hides_always_until_details(
     assert dialog.windowTitle() == "Warning: the certificate of example.test changed"
     banner = dialog.findChild(QFrame, "banner")
     assert banner is not None and "#b3261e" in banner.styleSheet()
+    for label in (dialog.title_label, dialog.headline_label):  # white words on the red
+        assert label.palette().color(QPalette.ColorRole.WindowText).name() == "#ffffff"
     assert dialog.reject_button.isDefault()
     assert dialog.focusWidget() is dialog.reject_button
     assert not dialog.always_button.isVisible()
@@ -161,3 +219,21 @@ def test_dismiss_closes_without_answering(qtbot: QtBot, questions: Questions) ->
     dialog.dismiss()
     assert not dialog.isVisible()
     assert answers == []
+
+
+def test_screenshots_at_100_and_200_percent(qapp: QApplication) -> None:
+    # Each variant with its details closed and open, in build/screenshots/ (look at them).
+    from tests.ui import trust_screens
+    from tests.ui.shots import SHOTS as BUILD_SHOTS
+    from tests.ui.shots import check_at_200_percent
+
+    assert "DejaVu Sans" in QFontDatabase.families()  # else the shots show boxes
+    BUILD_SHOTS.mkdir(parents=True, exist_ok=True)
+    one = trust_screens.build(BUILD_SHOTS, "")
+    assert [path.stem for path in one] == list(trust_screens.NAMES)
+    # Open details make a taller dialog: the chain is really there in the picture.
+    from PySide6.QtGui import QImage
+
+    heights = {path.stem: QImage(str(path)).height() for path in one}
+    assert heights["trust-dialog-changed-details"] > heights["trust-dialog-changed"] + 100
+    check_at_200_percent("tests.ui.trust_screens", one)

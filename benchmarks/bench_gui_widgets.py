@@ -1,0 +1,281 @@
+"""The GUI's longest event-loop callbacks at call set-up, widget by widget (issue 7: the loop
+never stalls 20 ms during a call). ``python benchmarks/bench_gui_widgets.py [N]``.
+
+``QT_QPA_PLATFORM=offscreen``; the widgets are the real ones, fed the presenter models the
+real screens use (the engine's own event classes, trust reports made by
+:func:`softphone.security.trust.evaluate` from :mod:`tests.transport.certs` certificates, a
+real trust ledger saved to a file and read back by :class:`softphone.ua.trustledger.LedgerKeeper`),
+as in ``tests/ui/screens.py`` and ``tests/ui/conftest.py``; no network. Times are wall
+``time.perf_counter`` ms; each figure is the median of ``N`` runs after one unmeasured warm-up,
+with the max over those runs and the very first (cold) run beside it:
+
+(a) ``TrustDialog``: construction from its model + ``open()`` (window-modal over a shown main
+    window, as ``EngineBridge.answer`` does) + the first paint, forced with ``widget.grab()``
+    (renders the dialog and every visible child into a pixmap: the paint Qt would do on the
+    next turn). For the quiet variant (self-signed, wrong name) and the loud one (changed
+    certificate); construction alone and open + grab alone (``EngineBridge.answer`` builds
+    the dialog in one turn of the loop and opens it in the next); then opening the
+    certificate details (toggle + grab).
+(b) ``SecurityPanel.show_model`` of a sipsec call's panel model: a changed model (alternating
+    between two calls' models) and an unchanged one (the same model again), each alone and
+    followed by the paint (``grab()``).
+(c) The main window's handling of one call event: ``EngineBridge._deliver`` of a
+    ``PeerIdentity`` (the event that refreshes the contacts) and of a ``CallState`` to a
+    ``MainWindow`` + ``CallManager`` with the call's window open, the History tab in front
+    (contacts not on screen), then ``processEvents()`` (zero-delay timers and the paint).
+    Then the contacts tab brought to the front (what a deferred refresh costs when it comes).
+Prints figures; never asserts a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+
+
+def timed(
+    what: str, run: Callable[[int], Any], n: int = N, setup: Callable[[int], Any] | None = None
+) -> None:
+    """Print the median / max / first of ``run(i)`` in ms (``setup(i)`` untimed before)."""
+    samples: list[float] = []
+    for i in range(n + 1):
+        if setup is not None:
+            setup(i)
+        start = time.perf_counter()
+        run(i)
+        samples.append((time.perf_counter() - start) * 1000)
+    first, rest = samples[0], samples[1:]
+    print(
+        f"  {what:<58} median {statistics.median(rest):6.2f}  max {max(rest):6.2f}"
+        f"  first {first:6.2f} ms"
+    )
+
+
+def questions() -> dict[str, Any]:
+    from softphone.security.certificates import Identity, fingerprint_sha256
+    from softphone.security.pins import Pin, PinReason, PinStore
+    from softphone.security.trust import TrustDecisionRequired, evaluate
+    from tests.transport import certs
+
+    now = dt.datetime.now(dt.UTC)
+    ca = certs.make_ca("Softphone Test CA")
+    domain = "example.test"
+    pins = PinStore()
+    pinned = certs.issue(ca, domain)
+    pins.add(
+        Identity.domain(domain),
+        Pin(fingerprint_sha256(pinned.cert), now, PinReason.ALWAYS_TRUST, domain),
+    )
+
+    def ask(chain: Any, with_pins: PinStore | None = None) -> TrustDecisionRequired:
+        report = evaluate(
+            chain, Identity.domain(domain), now=now, anchors=(ca.cert,), pins=with_pins
+        )
+        return TrustDecisionRequired(report, f"call to bob@{domain}")
+
+    return {
+        "quiet": ask(certs.self_signed("wrong.test").chain),
+        "loud": ask(certs.self_signed(domain).chain, pins),
+    }
+
+
+def bench_trust_dialog(app: Any) -> None:
+    from PySide6.QtWidgets import QMainWindow
+
+    from ui.presenters import TrustDialogModel
+    from ui.trust_dialog import TrustDialog
+
+    print("(a) trust dialog: construction + open() + first paint (grab())")
+    parent = QMainWindow()
+    parent.resize(820, 600)
+    parent.show()
+    app.processEvents()
+    dialogs: list[TrustDialog] = []
+
+    def close_all(_: int = 0) -> None:
+        for dialog in dialogs:
+            dialog.dismiss()
+            dialog.deleteLater()
+        dialogs.clear()
+        app.processEvents()
+
+    for name, required in questions().items():
+        model = TrustDialogModel.from_required(required)
+
+        def build(_: int, model: TrustDialogModel = model) -> None:
+            dialog = TrustDialog(model, parent)
+            dialog.open()
+            dialog.grab()
+            dialogs.append(dialog)
+
+        def construct(_: int, model: TrustDialogModel = model) -> None:
+            dialogs.append(TrustDialog(model, parent))
+
+        def open_built(_: int) -> None:
+            dialogs[-1].open()
+            dialogs[-1].grab()
+
+        def built(i: int) -> None:
+            close_all()
+            construct(i)
+
+        timed(f"{name}: construct + open + grab", build, setup=close_all)
+        timed(f"{name}: construct only", construct, setup=close_all)
+        timed(f"{name}: open + grab of a built one", open_built, setup=built)
+
+        def details(_: int) -> None:
+            dialogs[-1].details_button.click()
+            dialogs[-1].grab()
+
+        timed(f"{name}: then open the details (toggle + grab)", details, setup=build)
+        close_all()
+    parent.close()
+
+
+def panel_models() -> list[Any]:
+    """[established sipsec call, another established one, the first while still calling]."""
+    from tests.ui.screens import sipsec_call_events
+    from ui.call_presenters import CallPresenter
+
+    models = []
+    for call_id, state in (("c-1", "certificate"), ("c-2", "verified")):
+        events = sipsec_call_events(call_id, state)
+        presenter = CallPresenter(call_id, events[1].peer, "outgoing")
+        for event in events:
+            presenter.apply(event, 0.0)
+        models.append(presenter.panel())
+    calling = CallPresenter("c-1", events[1].peer, "outgoing")
+    calling.apply(events[0], 0.0)
+    calling.apply(events[1], 0.0)
+    models.append(calling.panel())
+    return models
+
+
+def bench_security_panel(app: Any) -> None:
+    from ui.security_panel import SecurityPanel
+
+    print("(b) SecurityPanel.show_model (a sipsec call's model)")
+    panel = SecurityPanel()
+    panel.resize(600, 480)
+    panel.show()
+    app.processEvents()
+    first, second, calling = panel_models()
+
+    def was_calling(_: int) -> None:
+        panel.show_model(calling)
+        app.processEvents()
+
+    timed(
+        "calling -> established (fingerprint, number appear)",
+        lambda _: panel.show_model(first),
+        setup=was_calling,
+    )
+    timed(
+        "calling -> established (fingerprint, number appear) + paint",
+        lambda _: (panel.show_model(first), panel.grab()),
+        setup=was_calling,
+    )
+    timed("changed model", lambda i: panel.show_model(second if i % 2 else first))
+    timed(
+        "changed model + paint (grab)",
+        lambda i: (panel.show_model(second if i % 2 else first), panel.grab()),
+    )
+    panel.show_model(first)
+    timed("unchanged model", lambda i: panel.show_model(first))
+    timed("unchanged model + paint (grab)", lambda i: (panel.show_model(first), panel.grab()))
+    panel.close()
+
+
+def bench_main_window(app: Any) -> None:
+    from softphone.contacts import save_ledger
+    from softphone.ua.events import CallState, PeerIdentity
+    from softphone.ua.trustledger import LedgerKeeper
+    from tests.ui.screens import ALICE, BOB, FP, SAFETY, FakeCall, sample_ledger
+    from ui.bridge import EngineBridge
+    from ui.calls import CallManager
+    from ui.main_window import MainWindow
+    from ui.presenters import Protection
+
+    print("(c) main window + call manager: one call event (contacts pane not on screen)")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-gui-widgets-"))
+    ledger, own = sample_ledger()
+    path = workdir / "contacts.json"
+    save_ledger(path, ledger)
+    bridge = EngineBridge()
+    keeper = LedgerKeeper(path, workdir / "pins.json")
+    bridge.user_agents[ALICE] = SimpleNamespace(ledger=keeper, identity=own)  # type: ignore[assignment]
+    window = MainWindow(bridge)
+    window.add_account(ALICE)
+    manager = CallManager(bridge, window, runner=lambda coro: coro.close())
+    window.show()
+    app.processEvents()
+    window.refresh_contacts(ALICE)
+    bridge.call_started.emit(ALICE, FakeCall("c-1"), Protection.SIPSEC)
+    bridge._deliver(ALICE, CallState("c-1", "outgoing", BOB, "established"))
+    app.processEvents()
+    identity = PeerIdentity("c-1", "t-1", BOB, FP, "certificate", SAFETY)
+    state = CallState("c-1", "outgoing", BOB, "established")
+    timed("deliver PeerIdentity", lambda _: bridge._deliver(ALICE, identity))
+    timed(
+        "deliver PeerIdentity + processEvents",
+        lambda _: (bridge._deliver(ALICE, identity), app.processEvents()),
+    )
+    timed("deliver CallState", lambda _: bridge._deliver(ALICE, state))
+    timed(
+        "deliver CallState + processEvents",
+        lambda _: (bridge._deliver(ALICE, state), app.processEvents()),
+    )
+
+    def contacts_shown(i: int) -> None:
+        window.tabs.setCurrentWidget(window.contacts_view)
+        app.processEvents()
+
+    def history_again(i: int) -> None:
+        window.tabs.setCurrentIndex(0)
+        bridge._deliver(ALICE, identity)
+        app.processEvents()
+
+    timed(
+        "then the contacts tab brought to the front (+ processEvents)",
+        contacts_shown,
+        setup=history_again,
+    )
+    print(f"    contacts shown: {len(window.contacts_view.rows)} rows")
+    manager.close_all()
+    window.close()
+
+
+def _quiet(kind: Any, context: Any, message: str) -> None:
+    if "does not support" not in message:  # the offscreen plugin's notes, once per window
+        sys.stderr.write(message + "\n")
+
+
+def main() -> None:
+    from PySide6.QtCore import qInstallMessageHandler
+    from PySide6.QtWidgets import QApplication
+
+    qInstallMessageHandler(_quiet)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    print(f"N = {N}, QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}, wall ms")
+    bench_trust_dialog(app)
+    bench_security_panel(app)
+    bench_main_window(app)
+
+
+if __name__ == "__main__":
+    main()
