@@ -197,7 +197,10 @@ async def test_srtp_audio_both_ways_and_strangers_dropped(
         stranger.close()
         await a.stop()
         await b.stop()
-    assert stats_a.rtt_ms is not None and 0 <= stats_a.rtt_ms < 1000
+    # Loopback: the RTT is the time the reports waited to be read. A busy CI machine (a
+    # collection in a large test process, the media thread waiting for the GIL) once made
+    # that 1.06 s; a unit error (seconds for 1/65536 s) would be orders of magnitude off.
+    assert stats_a.rtt_ms is not None and 0 <= stats_a.rtt_ms < 3000
     for stats in (stats_a, stats_b):
         assert stats.encrypted
         assert stats.suite == suite.wire_name
