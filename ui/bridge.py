@@ -263,6 +263,9 @@ class EngineBridge(QObject):
                 log.exception("calling %s failed unexpectedly", uri)
                 self.call_failed.emit(aor, uri, f"An internal error ({type(exc).__name__}).")
                 return None
+            # The call window opens in the next turn of the loop, not in the one that ends the
+            # engine's dialling: two shorter stalls instead of one (issue 7: never 20 ms).
+            await asyncio.sleep(0)
             self.call_started.emit(aor, call, protection)
             return call
 
