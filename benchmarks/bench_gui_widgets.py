@@ -29,7 +29,6 @@ Prints figures; never asserts a time.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import statistics
 import sys
@@ -66,31 +65,12 @@ def timed(
 
 
 def questions() -> dict[str, Any]:
-    from softphone.security.certificates import Identity, fingerprint_sha256
-    from softphone.security.pins import Pin, PinReason, PinStore
-    from softphone.security.trust import TrustDecisionRequired, evaluate
-    from tests.transport import certs
+    """The quiet question (self-signed, wrong name) and the loud one (a pinned certificate
+    changed), as the trust dialog's screenshots build them (tests/ui/trust_screens.py)."""
+    from tests.ui.trust_screens import questions as asked
 
-    now = dt.datetime.now(dt.UTC)
-    ca = certs.make_ca("Softphone Test CA")
-    domain = "example.test"
-    pins = PinStore()
-    pinned = certs.issue(ca, domain)
-    pins.add(
-        Identity.domain(domain),
-        Pin(fingerprint_sha256(pinned.cert), now, PinReason.ALWAYS_TRUST, domain),
-    )
-
-    def ask(chain: Any, with_pins: PinStore | None = None) -> TrustDecisionRequired:
-        report = evaluate(
-            chain, Identity.domain(domain), now=now, anchors=(ca.cert,), pins=with_pins
-        )
-        return TrustDecisionRequired(report, f"call to bob@{domain}")
-
-    return {
-        "quiet": ask(certs.self_signed("wrong.test").chain),
-        "loud": ask(certs.self_signed(domain).chain, pins),
-    }
+    made = asked()
+    return {"quiet": made["self_signed_wrong_name"], "loud": made["changed"]}
 
 
 def bench_trust_dialog(app: Any) -> None:

@@ -118,18 +118,11 @@ def build(out: Path, suffix: str) -> list[Path]:
     """Build each screen, save it, return the files."""
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    saved = []
+    from tests.ui.shots import save_screens
+
+    QApplication.instance() or QApplication(sys.argv[:1])  # before any widget is built
     with tempfile.TemporaryDirectory(prefix="contacts-screens-") as workdir:
-        for name, widget in screens(Path(workdir)).items():
-            widget.show()
-            app.processEvents()
-            path = out / f"{name}{suffix}.png"
-            if not widget.grab().save(str(path)):
-                raise OSError(f"could not save {path}")
-            saved.append(path)
-            widget.close()
-    return saved
+        return save_screens(screens(Path(workdir)), out, suffix)
 
 
 if __name__ == "__main__":

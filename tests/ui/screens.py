@@ -235,16 +235,10 @@ def build(out: Path, suffix: str) -> list[Path]:
     """Build every screen, save it, return the files (a QApplication must not exist yet)."""
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    saved = []
-    for name, widget in screens().items():
-        widget.show()
-        app.processEvents()
-        path = out / f"{name}{suffix}.png"
-        widget.grab().save(str(path))
-        saved.append(path)
-        widget.close()
-    return saved
+    from tests.ui.shots import save_screens
+
+    QApplication.instance() or QApplication(sys.argv[:1])  # before any widget is built
+    return save_screens(screens(), out, suffix)
 
 
 def screens() -> dict[str, Any]:

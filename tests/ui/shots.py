@@ -7,13 +7,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QWidget
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
+
+
+def save_screens(
+    widgets: Mapping[str, QWidget],
+    out: Path,
+    suffix: str,
+    *,
+    done: Callable[[QWidget], object] = QWidget.close,
+) -> list[Path]:
+    """Show each widget, save it as ``out/<name><suffix>.png``, then ``done(widget)``; the
+    files saved."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    saved = []
+    for name, widget in widgets.items():
+        widget.show()
+        app.processEvents()
+        path = out / f"{name}{suffix}.png"
+        if not widget.grab().save(str(path)):
+            raise OSError(f"could not save {path}")
+        saved.append(path)
+        done(widget)
+    app.processEvents()
+    return saved
 
 
 def check_at_200_percent(module: str, shots_at_100: Iterable[Path], timeout: float = 120) -> None:

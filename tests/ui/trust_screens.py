@@ -83,19 +83,15 @@ def build(out: Path, suffix: str) -> list[Path]:
     """Build each screen, save it, return the files."""
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    saved = []
-    for name, widget in screens().items():
-        widget.show()
-        app.processEvents()
-        path = out / f"{name}{suffix}.png"
-        if not widget.grab().save(str(path)):
-            raise OSError(f"could not save {path}")
-        saved.append(path)
+    from tests.ui.shots import save_screens
+
+    QApplication.instance() or QApplication(sys.argv[:1])  # before any widget is built
+
+    def dispose(widget: Any) -> None:
         widget.dismiss()
         widget.deleteLater()  # now, while the QApplication exists (not at exit)
-    app.processEvents()
-    return saved
+
+    return save_screens(screens(), out, suffix, done=dispose)
 
 
 if __name__ == "__main__":
