@@ -13,6 +13,7 @@ caller's loop, in order; a re-INVITE's update lands between two media ticks.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +24,7 @@ import pytest
 
 import tests.media.test_session_lifecycle as lifecycle
 from softphone.media.rtp_session import MediaEvent, MediaSession, MediaStatistics, reserve_ports
-from softphone.media.thread import MediaThread, shared_media_thread
+from softphone.media.thread import SWITCH_INTERVAL, MediaThread, shared_media_thread
 from softphone.media.tone import ToneSource
 from softphone.sdp.crypto import SrtpSuite
 from softphone.sdp.direction import Direction
@@ -204,6 +205,20 @@ async def test_hold_from_the_caller_lands_between_ticks() -> None:
     finally:
         await a.stop()
         await b.stop()
+
+
+def test_starting_a_media_thread_bounds_the_gil_hand_over_to_1_ms() -> None:
+    """With the default 5 ms switch interval a window's thread busy in Python starved the
+    media thread (38 of 100 packets in 2 s here; benchmarks/bench_audio.py measures both)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    thread = MediaThread("test-switch")
+    try:
+        thread.call(lambda: None)  # started
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+    finally:
+        thread.loop.call_soon_threadsafe(thread.loop.stop)
+        sys.setswitchinterval(previous)
 
 
 async def test_an_error_in_a_call_to_the_media_thread_reaches_the_caller() -> None:

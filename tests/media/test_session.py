@@ -40,14 +40,22 @@ WAIT = 15.0  # bound on every wait; the waits end as soon as the condition holds
 
 
 class Recorder:
+    """An AudioSink that keeps every frame and counts the loud ones as they come (the tests
+    poll that count every 20 ms: scanning every frame each time held the GIL long enough to
+    starve a session on the media thread, and its audio broke up)."""
+
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self._loud = 0
 
     def write(self, pcm: bytes) -> None:
         self.frames.append(pcm)
+        if max(samples(pcm), default=0) > 1000:
+            self._loud += 1
 
     def loud_frames(self) -> int:
-        return sum(1 for f in self.frames if max(samples(f), default=0) > 1000)
+        """How many loud frames were written so far (``frames.clear()`` does not reset it)."""
+        return self._loud
 
 
 def negotiated_pair(
