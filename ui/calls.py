@@ -77,6 +77,7 @@ class CallManager(QObject):
         #: A call window built while no call is going on (:meth:`prepare_spare`), so that
         #: opening one mid-call costs no 20-45 ms of widget building (issue 7: 20 ms).
         self.spare: CallWindow | None = None
+        self._closed = False  # close_all(): no spare is built any more
         self._spare_timer = QTimer(self)  # a child: it goes with the manager, never fires late
         self._spare_timer.setSingleShot(True)
         self._spare_timer.timeout.connect(self.prepare_spare)
@@ -196,6 +197,8 @@ class CallManager(QObject):
     def prepare_spare(self) -> None:
         """Build the next call's window now, while no call is going on (at start-up and
         after each call): a window built mid-call would stall the event loop."""
+        if self._closed:
+            return
         if self.spare is None and all(p.phase == "ended" for p in self.presenters.values()):
             spare = CallWindow()
             # What a first show() would otherwise do mid-call: polish every child widget
@@ -288,6 +291,11 @@ class CallManager(QObject):
             ladder.add(entry)
 
     def close_all(self) -> None:
+        """Close every window; no spare is built afterwards (the phone is closing: the end
+        of its calls started the timer, and a window built a second later, for nobody, cost
+        20-45 ms of another phone's loop in the bench)."""
+        self._closed = True
+        self._spare_timer.stop()
         for window in [*self.windows.values(), *self.incoming.values(), *self.ladders.values()]:
             window.close()
         if self.spare is not None:

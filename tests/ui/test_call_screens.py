@@ -557,7 +557,11 @@ def test_a_call_takes_the_spare_window_built_before_it_and_a_new_one_waits_for_t
     h.feed(CallState("c-spare", "outgoing", BOB, "ended", "hung up"))
     h.manager.prepare_spare()  # what the timer started by the end does
     assert h.manager.spare is not None and h.manager.spare is not w
+    h.manager.prepare_spare_soon()  # as the end of a call does, just before the phone closes
     h.manager.close_all()
+    assert h.manager.spare is None
+    assert not h.manager._spare_timer.isActive()
+    h.manager.prepare_spare()  # a timer that fired anyway builds nothing for a closed phone
     assert h.manager.spare is None
 
 
