@@ -42,7 +42,8 @@ async def _busy_window(interval: float) -> str:
     from softphone.media.thread import shared_media_thread
     from softphone.media.tone import ToneSource
     from softphone.sdp.crypto import SrtpSuite
-    from tests.media.test_session import CODECS, Recorder, negotiated_pair
+    from tests.interop.helpers import Recorder
+    from tests.media.test_session import CODECS, negotiated_pair
 
     thread = shared_media_thread()
     thread.call(lambda: None)  # started (it lowers the interval)

@@ -57,16 +57,27 @@ def account(server: KamailioServer, user: str, **changes: Any) -> Account:
 
 
 class Recorder:
-    """An AudioSink keeping every frame played."""
+    """An AudioSink keeping every frame played, counting the loud ones as they come (tests
+    poll that count every 20 ms: scanning every frame each time held the GIL long enough to
+    starve a session on the media thread, and its audio broke up)."""
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self._loud = 0
 
     def write(self, pcm: bytes) -> None:
         self.frames.append(pcm)
+        if max(samples(pcm), default=0) > 1000:
+            self._loud += 1
 
     def loud_frames(self) -> int:
-        return sum(1 for f in self.frames if max(samples(f), default=0) > 1000)
+        """How many loud frames were written since the start or the last :meth:`clear`."""
+        return self._loud
+
+    def clear(self) -> None:
+        """Forget what was played so far (the count too)."""
+        self.frames.clear()
+        self._loud = 0
 
 
 def heard(rec: Recorder) -> float:

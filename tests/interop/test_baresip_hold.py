@@ -77,7 +77,7 @@ async def test_baresip_holds_us_and_resumes(
     await events.wait_for("call_held", 2)
     assert held(events) == [("peer", True), ("peer", False)] and not call.held
     await wait_until(lambda: call.media is not None and call.media.packets_sent > sent, "RTP")
-    alice_heard.frames.clear()
+    alice_heard.clear()
     await wait_until(lambda: alice_heard.loud_frames() > 25, "alice hearing carol again")
     assert abs(heard(alice_heard) - BARESIP_TONE) <= 20
     await call.hangup()
@@ -100,7 +100,7 @@ async def test_we_hold_baresip_and_resume(
     assert call.media.statistics().packets_received == got  # baresip answered recvonly
     await call.resume()
     assert not call.held
-    alice_heard.frames.clear()
+    alice_heard.clear()
     await wait_until(lambda: alice_heard.loud_frames() > 25, "alice hearing carol again")
     assert abs(heard(alice_heard) - BARESIP_TONE) <= 20
     await call.hangup()

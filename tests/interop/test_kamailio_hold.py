@@ -77,7 +77,7 @@ async def test_hold_silences_the_held_side_and_resume_brings_the_tone_back(
     assert call.phase is CallPhase.ESTABLISHED and bob_call.phase is CallPhase.ESTABLISHED
     assert bob_call.held_by_peer
 
-    bob_heard.frames.clear()
+    bob_heard.clear()
     await call.resume()
     assert not call.held and call.phase is CallPhase.ESTABLISHED
     await wait_until(lambda: not bob_call.held_by_peer, "bob taken off hold")

@@ -31,7 +31,8 @@ from softphone.sdp.crypto import SrtpSuite
 from softphone.sdp.direction import Direction
 from softphone.sdp.fingerprint import DtlsRole, Fingerprint, SetupRole
 from softphone.sdp.policy import Keying, Negotiated
-from tests.media.test_session import HOST, Recorder, heard, wait_for
+from tests.interop.helpers import Recorder, heard
+from tests.media.test_session import HOST, wait_for
 
 PCMU = PayloadFormat(0, "PCMU", 8000)
 

@@ -28,20 +28,14 @@ from softphone.media.thread import SWITCH_INTERVAL, MediaThread, shared_media_th
 from softphone.media.tone import ToneSource
 from softphone.sdp.crypto import SrtpSuite
 from softphone.sdp.direction import Direction
+from tests.interop.helpers import Recorder, heard
 from tests.media.test_dtls_session import (
     test_a_certificate_not_in_the_sdp_fails_closed_and_nothing_is_sent as test_dtls_fails_closed_on_the_media_thread,  # noqa: E501
 )
 from tests.media.test_dtls_session import (
     test_dtls_keys_srtp_and_audio_flows_both_ways as test_dtls_on_the_media_thread,
 )
-from tests.media.test_session import (
-    CODECS,
-    HOST,
-    Recorder,
-    heard,
-    negotiated_pair,
-    wait_for,
-)
+from tests.media.test_session import CODECS, HOST, negotiated_pair, wait_for
 from tests.media.test_session import (
     test_media_timeout_and_hold as test_timeout_and_hold_on_the_media_thread,
 )

@@ -22,11 +22,12 @@ from softphone.media.rtp_session import (
     reserve_ports,
 )
 from softphone.media.srtp import DropReason, SrtpContext
-from softphone.media.tone import ToneSource, dominant_frequency, samples
+from softphone.media.tone import ToneSource
 from softphone.sdp.codecs import PayloadFormat
 from softphone.sdp.crypto import CryptoAttribute, SrtpSuite, generate_crypto
 from softphone.sdp.direction import Direction
 from softphone.sdp.policy import Keying, Negotiated
+from tests.interop.helpers import Recorder, heard
 
 HOST = "127.0.0.1"
 CODECS = {
@@ -35,27 +36,7 @@ CODECS = {
     "G722": PayloadFormat(9, "G722", 8000),
     "opus": PayloadFormat(111, "opus", 48000, 2),
 }
-SCAN = range(200, 3600, 20)
 WAIT = 15.0  # bound on every wait; the waits end as soon as the condition holds
-
-
-class Recorder:
-    """An AudioSink that keeps every frame and counts the loud ones as they come (the tests
-    poll that count every 20 ms: scanning every frame each time held the GIL long enough to
-    starve a session on the media thread, and its audio broke up)."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self._loud = 0
-
-    def write(self, pcm: bytes) -> None:
-        self.frames.append(pcm)
-        if max(samples(pcm), default=0) > 1000:
-            self._loud += 1
-
-    def loud_frames(self) -> int:
-        """How many loud frames were written so far (``frames.clear()`` does not reset it)."""
-        return self._loud
 
 
 def negotiated_pair(
@@ -104,12 +85,6 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
         if loop.time() > deadline:
             pytest.fail(f"gave up waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-def heard(rec: Recorder) -> float:
-    freq, share = dominant_frequency(samples(b"".join(rec.frames[-15:])), SCAN)
-    assert share > 0.3, f"no clear tone (share {share:.2f})"
-    return freq
 
 
 def _stranger() -> socket.socket:
@@ -193,8 +168,8 @@ async def test_srtp_audio_both_ways_and_strangers_dropped(
             lambda: b.drops[DropReason.UNEXPECTED_SOURCE] >= before + 20,
             "B to drop the post-latch stranger",
         )
-        rec_b.frames.clear()
-        rec_a.frames.clear()
+        rec_b.clear()
+        rec_a.clear()
         await wait_for(lambda: len(rec_b.frames) > 20 and len(rec_a.frames) > 20, "more audio")
         assert heard(rec_b) == 1000
         assert heard(rec_a) == 440

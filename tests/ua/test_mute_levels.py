@@ -21,19 +21,10 @@ from softphone.sip.headers import NameAddr
 from softphone.sip.uri import parse_uri
 from softphone.ua.call import Call, CallPhase
 from softphone.ua.events import CallMuted, event_from_json
+from tests.interop.helpers import Recorder
 from tests.ua.test_call import FakeHost, answer_to, outgoing
 from tests.ua.test_hold import BOB_CONTACT, Peer
 from tests.ua.test_registration import WAIT
-
-
-class Recorder:
-    """The peer's sink: every frame it played."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def write(self, pcm: bytes) -> None:
-        self.frames.append(pcm)
 
 
 @pytest.fixture
