@@ -477,23 +477,23 @@ class _DeviceStream:
 
 def _stop_and_close(stream: Any) -> None:
     global _open_streams  # noqa: PLW0603 - see _DeviceStream._open
-    try:
-        with _PORTAUDIO_LOCK:
-            try:
-                stream.stop()
-            finally:
-                stream.close()
-                _open_streams -= 1
-    finally:
-        with _CLOSERS_LOCK:
-            _closers.discard(threading.current_thread())
+    with _PORTAUDIO_LOCK:
+        try:
+            stream.stop()
+        finally:
+            stream.close()
+            _open_streams -= 1
 
 
 def _close_quietly(stream: Any) -> None:
+    """A "sound-close" thread's work (:meth:`_DeviceStream.close_soon`)."""
     try:
         _stop_and_close(stream)
     except Exception as exc:  # noqa: BLE001 - PortAudioError on a vanished device: said, not raised
         _log.warning("closing a sound device failed: %s", exc)
+    finally:
+        with _CLOSERS_LOCK:
+            _closers.discard(threading.current_thread())
 
 
 class DeviceSource(_DeviceStream):
