@@ -102,7 +102,11 @@ def main() -> None:
     os.environ.update(daemon.env)
     try:
         devices.rescan()
-        print("sound card through PulseAudio's null sink (ALSA pulse plugin), median of", ROUNDS)
+        print(
+            "sound card through PulseAudio's null sink (kept rendering at 10 ms; ALSA pulse"
+            " plugin), median of",
+            ROUNDS,
+        )
         kinds: list[tuple[str, Callable[[], DeviceSource | DeviceSink]]] = [
             ("microphone (DeviceSource)", lambda: DeviceSource("pulse")),
             ("speaker (DeviceSink)", lambda: DeviceSink("pulse")),

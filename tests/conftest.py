@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
 from tests.keyrings import InMemoryKeyring, install
+
+if TYPE_CHECKING:
+    from tests.media.pulse import PrivatePulse
 
 
 def in_ci() -> bool:
@@ -65,3 +69,24 @@ def install_keyring(
         install(monkeypatch, backend)
 
     yield install_backend
+
+
+# --- sound: one private PulseAudio for the run (tests/media/pulse.py) --------------------------
+
+
+@pytest.fixture(scope="session")
+def pulse_daemon() -> Iterator[PrivatePulse]:
+    """One private pulseaudio daemon with one null sink (48 kHz mono, tests/media/pulse.py)
+    for the whole run: it is ready only once its sink renders in short blocks, which takes
+    the sink's first 2 s block; stopped by its PID at the end."""
+    from tests.media.pulse import PulseUnavailable, start_private_pulse  # PortAudio: lazily
+
+    try:
+        daemon = start_private_pulse()
+    except PulseUnavailable as missing:
+        require_peer(missing.what, available=False, hint=missing.hint)
+        raise  # pragma: no cover - require_peer skips or fails
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -435,8 +435,9 @@ class _DeviceStream:
 
     def close(self) -> None:
         """Stop and release the device (idempotent). Waits for PortAudio's ``stop()``, which
-        lets the buffers drain: 1.6 s through ALSA's pulse plugin here (benchmarks/
-        bench_audio.py). Never on an event loop: :meth:`close_soon` there."""
+        lets the buffers drain: 13-14 ms through ALSA's pulse plugin here, as long as the
+        sound server's own buffer lasts (benchmarks/bench_audio.py). Never on an event loop:
+        :meth:`close_soon` there."""
         stream = self._detach()
         if stream is not None:
             _stop_and_close(stream)
@@ -444,7 +445,8 @@ class _DeviceStream:
     def close_soon(self) -> None:
         """Closed at once for its owner (``closed``, reads give nothing, writes are dropped);
         the stream is stopped and released by a thread of its own (:func:`wait_closed`).
-        What a call does at hang-up: its loop is the window's, and ``stop()`` takes seconds.
+        What a call does at hang-up: its loop is the window's, and ``stop()`` waits for the
+        sound server (a loop tick of 13 ms at best, seconds behind a slow server).
         (PortAudio's ``abort()`` would return at once, but on ALSA it cancels the callback
         thread in the middle of Python code: a crash.)"""
         stream = self._detach()

@@ -116,7 +116,7 @@ class CallSound:
                     device.close()
 
     def close_soon(self) -> None:
-        """Closed now for the call; PortAudio's drain (seconds through ALSA's pulse plugin)
+        """Closed now for the call; PortAudio's drain (as long as the sound server takes)
         runs in a thread of its own, never on the event loop (softphone.media.devices)."""
         for device in (self.source, self.sink):
             if device is not None:

@@ -3,6 +3,16 @@
 
 Its own XDG_RUNTIME_DIR and unix socket; PortAudio reaches it through ALSA's pulse plugin, as
 on a desktop. The sink's monitor is the matching source, so what is played can be recorded back.
+
+A null sink is a card with a quirk no real one has. With no stream asking for a latency it
+renders in blocks of its maximum latency, 2 s, and a stream that connects in the middle of
+such a block waits for the block's end: a capture stream opened then got its first frame after
+2.0 s (PortAudio via the pulse plugin, 10-90 % of the opens, depending on the timing). A test
+tone of 1 s played in that window was never heard: the settings test's meter stayed "silent"
+in two CI runs. Real sinks (alsa-sink) re-arm their timer when a stream asks for less, so the
+daemon here gets a ``parec`` that records the monitor at 10 ms for its whole life, and
+:func:`start_private_pulse` returns once that recorder is fed: from then on the sink renders
+every 10 ms and every new stream starts at once.
 """
 
 from __future__ import annotations
@@ -12,16 +22,23 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from softphone.media import devices
 from softphone.media.devices import PortAudioMissingError
 
-PULSE_HINT = "apt-get install pulseaudio libasound2-plugins libportaudio2 (or: make test as root)"
+PULSE_HINT = (
+    "apt-get install pulseaudio pulseaudio-utils libasound2-plugins libportaudio2"
+    " (or: make test as root)"
+)
 ALSA_PULSE_PLUGIN = Path("/usr/share/alsa/alsa.conf.d/pulse.conf")
 SINK = "softphone_test"
+#: How long the sink may take to leave its first 2 s block and feed the keep-alive recorder.
+FED_WITHIN = 15.0
 
 
 class PulseUnavailable(Exception):  # noqa: N818 - it is a "not here", not an error of ours
@@ -47,8 +64,13 @@ class PrivatePulse:
     run: Path
     pid: int
     env: dict[str, str]
+    #: the ``parec`` that keeps the sink rendering in 10 ms blocks (module docstring)
+    keep_alive: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def stop(self) -> None:
+        if self.keep_alive is not None:
+            self.keep_alive.kill()
+            self.keep_alive.wait(10)
         os.kill(self.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while _alive(self.pid) and time.monotonic() < deadline:
@@ -102,7 +124,7 @@ def start_private_pulse() -> PrivatePulse:
             "pulseaudio",
             f"it did not start (rc {result.returncode}): {result.stderr[-500:]} {log[-500:]}",
         )
-    return PrivatePulse(
+    daemon = PrivatePulse(
         run,
         int(pid_file.read_text().split()[0]),
         {
@@ -112,3 +134,49 @@ def start_private_pulse() -> PrivatePulse:
             "PULSE_SOURCE": f"{SINK}.monitor",
         },
     )
+    try:
+        daemon.keep_alive = _keep_rendering({**env, **daemon.env})
+    except PulseUnavailable:
+        daemon.stop()
+        raise
+    return daemon
+
+
+def _keep_rendering(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start the monitor's recorder (module docstring) and wait until it is fed; its output is
+    read and dropped by a daemon thread for as long as it runs."""
+    parec = shutil.which("parec")
+    if parec is None:
+        raise PulseUnavailable("pulseaudio-utils", PULSE_HINT)
+    recorder = subprocess.Popen(
+        [
+            parec,
+            "--raw",
+            "--format=s16le",
+            "--rate=48000",
+            "--channels=1",
+            "--latency-msec=10",
+            f"--device={SINK}.monitor",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert recorder.stdout is not None
+    fed = threading.Event()
+    threading.Thread(
+        target=_drop, args=(recorder.stdout, fed), name="pulse-keep-alive", daemon=True
+    ).start()
+    if not fed.wait(FED_WITHIN):
+        recorder.kill()
+        recorder.wait(10)
+        raise PulseUnavailable(
+            "pulseaudio", f"its null sink fed no recorder within {FED_WITHIN:.0f} s"
+        )
+    return recorder
+
+
+def _drop(output: IO[bytes], fed: threading.Event) -> None:
+    while output.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader
+        fed.set()

@@ -143,7 +143,7 @@ async def test_a_call_through_the_sound_card_echoes_back(pulse: Path, tmp_path: 
         await asyncio.wait_for(asyncio.shield(bob_call.ended), WAIT)
         assert mic.closed and speaker.closed  # released with the call
         assert sound_devices.wait_closed()
-        # PortAudio's stop() drains the buffers (1.6 s through ALSA's pulse plugin here): in
+        # PortAudio's stop() drains the buffers (as long as the sound server takes): in
         # a thread of its own, never on the event loop (the window's, in the desktop phone).
         assert stops == ["sound-close", "sound-close"]
 

@@ -72,7 +72,8 @@ def test_devices_test_tone_and_live_input_level(
             raise AssertionError(
                 f"tone not heard: message {dialog.message.text()!r}, level "
                 f"{dialog.input_level.text()!r}, meter "
-                f"{None if meter_now is None else (meter_now.device, meter_now.running)}"
+                f"{None if meter_now is None else (meter_now.device, meter_now.running)}, "
+                f"{meter.frames} frames read"
             ) from None
         assert dialog.input_level.text().endswith("dBFS")
         await settle(dialog)
