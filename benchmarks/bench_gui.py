@@ -189,6 +189,9 @@ class CallbackTimer:
         #: CPU: what our code holds the loop for, without the time the machine took the CPU
         #: away (a shared VM: steal) — the wall-clock lag includes both.
         self.cpu: list[tuple[float, float, str]] = []
+        #: (start monotonic, seconds, CPU seconds, what) of every callback of 0.5 ms or more:
+        #: what a long lag was made of
+        self.every: list[tuple[float, float, float, str]] = []
         self.samples: dict[float, list[str]] = {}  # callback start -> stacks seen during it
         self.timeline: list[tuple[float, str]] = []  # (monotonic, main thread's stack)
         self._original: Callable[[Any], None] | None = None
@@ -226,6 +229,8 @@ class CallbackTimer:
                 me._current = None
             took = time.monotonic() - t0
             cpu = time.thread_time() - c0
+            if took >= 0.0005:
+                me.every.append((t0, took, cpu, _describe(handle)))
             if took >= 0.010:
                 me.slow.append((t0, took, _describe(handle)))
             if cpu >= 0.005:
@@ -384,6 +389,18 @@ def report(
         print(f"    during the {1000 * lag:.0f} ms lag at +{at - began:5.2f} s the thread was in:")
         for stack in common:
             print(f"        {seen.count(stack)}x {stack}")
+        inside = [
+            (t0, took, cpu, what)
+            for t0, took, cpu, what in timer.every
+            if t0 < at + lag and t0 + took > at and "Ticker._run" not in what
+        ]
+        for _t0, took, cpu, what in inside:
+            print(f"        callback {1000 * took:5.1f} ms ({1000 * cpu:.1f} ms CPU): {what}")
+        in_callbacks = 1000 * sum(took for _, took, _, _ in inside)
+        print(
+            f"        callbacks {in_callbacks:.1f} ms in all; the rest was Qt's own work (paint,"
+            " layout, its events), or the thread did not run"
+        )
     cpu = sorted((c for c in timer.cpu if began <= c[0] <= ended), key=lambda c: -c[1])
     if cpu:
         t0, took, what = cpu[0]

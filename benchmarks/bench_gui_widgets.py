@@ -24,6 +24,11 @@ with the max over those runs and the very first (cold) run beside it:
     ``MainWindow`` + ``CallManager`` with the call's window open, the History tab in front
     (contacts not on screen), then ``processEvents()`` (zero-delay timers and the paint).
     Then the contacts tab brought to the front (what a deferred refresh costs when it comes).
+(d) The call window at dialling: ``call_started`` (the presenter, the spare window bound and
+    shown: ``CallManager.open_call_window``), then ``processEvents()`` (its first paint), then
+    each later turn that paints one more part of it (``CallWindow.unpainted``: the security
+    panel, then the keypad); the spare is prepared untimed before each run, as the manager
+    does when no call is going on.
 Prints figures; never asserts a time.
 """
 
@@ -239,6 +244,58 @@ def bench_main_window(app: Any) -> None:
     window.close()
 
 
+def bench_call_window(app: Any) -> None:
+    from tests.ui.screens import ALICE, FakeCall
+    from ui.bridge import EngineBridge
+    from ui.calls import CallManager
+    from ui.main_window import MainWindow
+    from ui.presenters import Protection
+
+    print("(d) the call window at dialling (spare prepared beforehand)")
+    bridge = EngineBridge()
+    window = MainWindow(bridge)
+    window.add_account(ALICE)
+    manager = CallManager(bridge, window, runner=lambda coro: coro.close())
+    window.show()
+    app.processEvents()
+
+    def fresh(_: int) -> None:  # the last call's window gone, the next spare built
+        for call_window in manager.windows.values():
+            call_window.close()
+            call_window.deleteLater()
+        manager.windows.clear()
+        manager.presenters.clear()
+        manager.calls.clear()
+        app.processEvents()
+        manager.prepare_spare()
+
+    def started(i: int) -> None:
+        bridge.call_started.emit(ALICE, FakeCall(f"d-{i}"), Protection.SIPSEC)
+
+    def paint(_: int) -> None:
+        app.processEvents()
+
+    timed("call_started: bind + show", started, setup=fresh)
+    timed("then processEvents: the first paint", paint, setup=lambda i: (fresh(i), started(i)))
+    for part in ("security panel", "keypad"):
+
+        def earlier_turns(i: int, left: int = 2 if part == "security panel" else 1) -> None:
+            fresh(i)
+            started(i)
+            app.processEvents()
+            while len(manager.windows[f"d-{i}"].unpainted) > left:
+                app.processEvents()
+
+        def turn(i: int, left: int = 2 if part == "security panel" else 1) -> None:
+            while len(manager.windows[f"d-{i}"].unpainted) >= left:
+                app.processEvents()  # the timer that enables the part, then its paint
+            app.processEvents()
+
+        timed(f"then the turns that paint the {part}", turn, setup=earlier_turns)
+    manager.close_all()
+    window.close()
+
+
 def _quiet(kind: Any, context: Any, message: str) -> None:
     if "does not support" not in message:  # the offscreen plugin's notes, once per window
         sys.stderr.write(message + "\n")
@@ -255,6 +312,7 @@ def main() -> None:
     bench_trust_dialog(app)
     bench_security_panel(app)
     bench_main_window(app)
+    bench_call_window(app)
 
 
 if __name__ == "__main__":

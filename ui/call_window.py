@@ -7,6 +7,12 @@ It shows a :class:`~ui.call_presenters.CallPresenter` and acts on the engine's `
 microphone and speaker bars). A control whose engine piece is missing stays
 visible, disabled, with a tooltip saying what is missing. Every action has a keyboard path:
 Tab order, Alt+letter mnemonics, and the keypad's digits as shortcuts.
+
+The window's first paint is split over three turns of the event loop (:meth:`CallWindow.
+paintEvent`): the window with who, the status, the levels and the buttons; then the security
+panel; then the keypad. Painted in one go it took 7-9 ms of the loop here, on top of showing
+it, and that turn was the longest of a call's set-up (issue 7: the loop never stalls 20 ms).
+The layout is done once, with every part in place, so nothing moves when a part appears.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QFont, QKeySequence
+from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -149,6 +155,10 @@ class CallWindow(QWidget):
         self.level_poll = QTimer(self)
         self.level_poll.setInterval(LEVEL_POLL_MS)
         self.level_poll.timeout.connect(self.poll_levels)
+        #: The parts still to be painted, one per turn after the first paint (module doc).
+        self.unpainted: list[list[QWidget]] = []
+        self._stage_on_show = False
+        self._part_due = False
         if presenter is not None:
             self.bind(presenter, call)
 
@@ -166,6 +176,35 @@ class CallWindow(QWidget):
         self.peer_label.setText(presenter.peer)
         self.ticker.start()
         self.refresh()
+        self._stage_on_show = True
+
+    # -- the first paint, in stages (module doc) --------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802  # Qt's name
+        super().showEvent(event)
+        if self._stage_on_show and not event.spontaneous():
+            self._stage_on_show = False
+            self.unpainted = [[self.security], [*self.keypad.values(), self.dtmf_sent]]
+            for part in self.unpainted:
+                for widget in part:
+                    widget.setUpdatesEnabled(False)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802  # Qt's name
+        super().paintEvent(event)
+        if self.unpainted and not self._part_due:  # the next part once this paint is done
+            self._part_due = True
+            QTimer.singleShot(0, self._paint_next_part)
+
+    def _paint_next_part(self) -> None:
+        self._part_due = False
+        if self.unpainted:
+            for widget in self.unpainted.pop(0):
+                widget.setUpdatesEnabled(True)  # and update(): painted in the next paint
+
+    def finish_painting(self) -> None:
+        """Paint every part in the next paint (what a screenshot wants at once)."""
+        while self.unpainted:
+            self._paint_next_part()
 
     # -- building ------------------------------------------------------------------------
 

@@ -208,6 +208,7 @@ class CallManager(QObject):
                 child.ensurePolished()
             spare.layout().activate()
             spare.create()
+            spare.grab()  # a paint nobody sees: Qt's caches warm (first paint 7.4 -> 5.3 ms)
             self.spare = spare
 
     def prepare_spare_soon(self, delay_ms: int = 1000) -> None:

@@ -11,10 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from PySide6.QtGui import QImage
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
+#: How long a shown screen is left to settle before its shot: a call window paints its parts
+#: over a few turns of the loop (ui/call_window.py).
+SETTLE_MS = 50
 
 
 def save_screens(
@@ -24,13 +28,13 @@ def save_screens(
     *,
     done: Callable[[QWidget], object] = QWidget.close,
 ) -> list[Path]:
-    """Show each widget, save it as ``out/<name><suffix>.png``, then ``done(widget)``; the
-    files saved."""
+    """Show each widget, let it settle (``SETTLE_MS``), save it as ``out/<name><suffix>.png``,
+    then ``done(widget)``; the files saved."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     saved = []
     for name, widget in widgets.items():
         widget.show()
-        app.processEvents()
+        QTest.qWait(SETTLE_MS)
         path = out / f"{name}{suffix}.png"
         if not widget.grab().save(str(path)):
             raise OSError(f"could not save {path}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtGui import QFontDatabase, QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
@@ -570,3 +570,61 @@ def test_a_spare_window_refuses_settings_it_does_not_have(qtbot: QtBot) -> None:
     qtbot.addWidget(window)
     with pytest.raises(TypeError, match="colour"):
         window.bind(CallPresenter("c9", BOB, "outgoing"), None, colour="red")
+
+
+def test_the_call_window_paints_its_parts_in_later_turns_and_every_one_of_them(
+    qtbot: QtBot, qapp: QApplication
+) -> None:
+    """Issue 7: the window's first paint is split over three turns (ui/call_window.py). What is
+    on the screen is read back from the platform's backing store (``grabWindow``), not
+    re-rendered: the security panel is blank after the first turn, drawn after its own turn,
+    and the keypad comes last; nothing is left unpainted and nothing moved."""
+    h = Harness(qtbot)
+    h.manager.prepare_spare()
+    h.bridge.call_started.emit(ALICE, FakeCall("c-parts"), Protection.SIPS)
+    w = h.manager.windows["c-parts"]
+    screen = w.windowHandle().screen()
+    keypad = [*w.keypad.values(), w.dtmf_sent]
+    before = {widget: widget.geometry() for widget in (w.security, *keypad)}
+
+    def on_screen(widget: QWidget) -> QImage:
+        top_left = widget.mapTo(w, QPoint(0, 0))
+        size = widget.size()
+        shot = screen.grabWindow(w.winId()).toImage()
+        return shot.copy(top_left.x(), top_left.y(), size.width(), size.height())
+
+    def blank(widget: QWidget) -> bool:
+        image = on_screen(widget)
+        first = image.pixel(0, 0)
+        return all(
+            image.pixel(x, y) == first
+            for x in range(0, image.width(), 3)
+            for y in range(0, image.height(), 3)
+        )
+
+    qapp.processEvents()  # the first paint: who, status, levels, buttons
+    assert w.unpainted == [[w.security], keypad]
+    assert not blank(w.hangup_button) and blank(w.security) and blank(w.keypad["5"])
+    turns = 0
+    while len(w.unpainted) == 2:  # the next turn enables the panel, the one after paints it
+        qapp.processEvents()
+        turns += 1
+    qapp.processEvents()
+    assert turns >= 1 and not blank(w.security) and blank(w.keypad["5"])
+    qtbot.waitUntil(lambda: not w.unpainted, timeout=2000)
+    qapp.processEvents()
+    assert not blank(w.keypad["5"])
+    assert all(widget.updatesEnabled() for widget in (w.security, *keypad))
+    assert {widget: widget.geometry() for widget in (w.security, *keypad)} == before
+    rendered = w.security.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    assert on_screen(w.security) == rendered  # drawn whole, as a render of it now
+
+
+def test_finish_painting_paints_every_part_in_the_next_paint(qtbot: QtBot) -> None:
+    window = CallWindow(CallPresenter("c8", BOB, "outgoing"), FakeCall("c8"))
+    qtbot.addWidget(window)
+    window.show()
+    assert window.unpainted and not window.security.updatesEnabled()
+    window.finish_painting()
+    assert not window.unpainted and window.security.updatesEnabled()
+    assert all(button.updatesEnabled() for button in window.keypad.values())
