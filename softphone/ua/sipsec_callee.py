@@ -40,6 +40,7 @@ from softphone.ua.tunnel import (
     SipsecCallError,
     TunnelHost,
     handshake,
+    next_turn,
     record_in_ledger,
     tls_config,
     tunnel_state,
@@ -157,6 +158,7 @@ async def _accept(  # noqa: PLR0917  # internal steps of one flow
         nested.close()
         raise SipsecCallError(f"not connected: {report.headline}")
     record_in_ledger(ua, peer_aor, report, nested.close)
+    await next_turn()  # the ledger was read and written: the INVITE in a turn of its own
     # The INVITE rides on the caller's Finished: it is read once the host exists, by which
     # time the safety number its ringing shows is memoised (no 12-24 ms hash on the loop).
     with contextlib.suppress(Exception):  # its failure only means no number is shown

@@ -46,6 +46,7 @@ from softphone.ua.tunnel import (
     TunnelHost,
     emit_identity,
     handshake,
+    next_turn,
     record_in_ledger,
     shown_peer,
     tls_config,
@@ -145,6 +146,7 @@ async def _dial(  # noqa: PLR0917  # internal steps of one flow
         nested.close()
         raise SipsecCallError(f"not connected: {report.headline}")
     record_in_ledger(ua, peer_aor, report, nested.close)
+    await next_turn()  # the ledger was read and written: the INVITE in a turn of its own
     tunnel = Flow(nested, flow.target, transport="TLS", connect_round_trips=nested.handshake_waits)
     host = TunnelHost(
         ua,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -20,7 +21,15 @@ from softphone.transport.stream import (
     open_tls_connection,
     start_tls_server,
 )
-from softphone.transport.tls import NO_PEER_CERTIFICATE, TLSConfig, TLSVersion
+from softphone.transport.tls import (
+    NO_PEER_CERTIFICATE,
+    Event,
+    TLSConfig,
+    TLSConnection,
+    TLSRole,
+    TLSState,
+    TLSVersion,
+)
 from tests.transport.certs import Identity, issue, make_ca, self_signed
 
 HOST = "127.0.0.1"
@@ -343,3 +352,70 @@ async def test_upgrade_keeps_bytes_read_past_the_sip_message(
         assert (await leftover)[:1] == b"\x16"  # the ClientHello really was in that read
         stream.close()
         await stream.wait_closed()
+
+
+async def test_handshake_in_thread_runs_openssl_off_the_loop(
+    serve: Callable[..., Awaitable[TLSServer]],
+    ca: Identity,
+    alice: Identity,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 7: a sipsec handshake signs with an RSA-3072 key (5-7 ms a flight here); with
+    ``handshake_in_thread`` each flight from the peer is worked on in a worker thread and the
+    loop is free meanwhile. Once the handshake is done, records are read on the loop again."""
+    loop_thread = threading.get_ident()
+    calls: list[tuple[TLSState, int]] = []  # the client's: (state before the call, thread)
+    receive = TLSConnection.receive_data
+
+    def spy(self: TLSConnection, data: bytes) -> list[Event]:
+        if self.config.role is TLSRole.CLIENT:
+            calls.append((self.state, threading.get_ident()))
+        return receive(self, data)
+
+    monkeypatch.setattr(TLSConnection, "receive_data", spy)
+    server = await serve(request_client_certificate=True)
+    cfg = TLSConfig.client(
+        SERVER, trust_anchors=(ca.cert,), certificate_chain=alice.chain, private_key=alice.key
+    )
+    stream = TLSStream(await open_tcp_connection(HOST, server.port), cfg, handshake_in_thread=True)
+    result = await stream.handshake(timeout=5)
+    assert result.version == "TLSv1.3" and stream.peer_chain()
+    assert calls and all(
+        state is TLSState.HANDSHAKING and thread != loop_thread for state, thread in calls
+    )
+    calls.clear()
+    stream.write(b"ping")
+    assert await asyncio.wait_for(stream.read(), 5) == b"ping"
+    assert calls and all(thread == loop_thread for _, thread in calls)  # after it: the loop's
+    stream.close()
+    await stream.wait_closed()
+
+
+async def test_a_handshake_in_thread_that_times_out_waits_for_openssl_to_leave(
+    serve: Callable[..., Awaitable[TLSServer]], ca: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timeout cancels the handshake while the worker thread is inside OpenSSL; the
+    connection must not be closed under it (a crash in C), so the cancellation waits for the
+    thread before it goes on."""
+    receive = TLSConnection.receive_data
+    left: list[float] = []
+
+    def slow(self: TLSConnection, data: bytes) -> list[Event]:
+        if self.config.role is TLSRole.SERVER:
+            return receive(self, data)
+        time.sleep(0.4)  # OpenSSL busy longer than the timeout
+        try:
+            return receive(self, data)
+        finally:
+            left.append(time.monotonic())
+
+    monkeypatch.setattr(TLSConnection, "receive_data", slow)
+    server = await serve()
+    cfg = TLSConfig.client(SERVER, trust_anchors=(ca.cert,))
+    stream = TLSStream(await open_tcp_connection(HOST, server.port), cfg, handshake_in_thread=True)
+    with pytest.raises(TimeoutError):
+        await stream.handshake(timeout=0.1)
+    raised = time.monotonic()
+    assert left and left[0] <= raised  # the thread was out before the caller could close
+    stream.close()
+    await stream.wait_closed()
