@@ -193,7 +193,7 @@ class CallWindow(QWidget):
         super().paintEvent(event)
         if self.unpainted and not self._part_due:  # the next part once this paint is done
             self._part_due = True
-            QTimer.singleShot(0, self._paint_next_part)
+            QTimer.singleShot(0, self, self._paint_next_part)  # dropped if the window goes
 
     def _paint_next_part(self) -> None:
         self._part_due = False

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QFontDatabase, QImage
 from PySide6.QtTest import QTest
@@ -628,3 +629,17 @@ def test_finish_painting_paints_every_part_in_the_next_paint(qtbot: QtBot) -> No
     window.finish_painting()
     assert not window.unpainted and window.security.updatesEnabled()
     assert all(button.updatesEnabled() for button in window.keypad.values())
+
+
+def test_a_call_window_deleted_between_its_paints_leaves_no_error(
+    qtbot: QtBot, qapp: QApplication
+) -> None:
+    """The next part's timer belongs to the window: deleted with it (before, it fired on a
+    deleted security panel: RuntimeError from libshiboken in a Qt callback)."""
+    window = CallWindow(CallPresenter("c7", BOB, "outgoing"), FakeCall("c7"))
+    window.show()
+    qapp.processEvents()  # the first paint schedules the next part
+    assert window.unpainted
+    shiboken6.delete(window)
+    for _ in range(5):
+        qapp.processEvents()  # pytest-qt fails the test on an exception in a Qt callback
