@@ -44,6 +44,7 @@ from softphone.ua import (
     TrustRequired,
     Unregistered,
     fingerprint_sha256,
+    next_turn,
 )
 from ui.presenters import TrustDialogModel
 from ui.trust_dialog import TrustDialog
@@ -193,9 +194,9 @@ class EngineBridge(QObject):
 
         dialog.decided.connect(decided)
         try:
-            # Built in this turn of the loop, opened (and painted) in the next: two
+            # Built in this turn of the loop, opened (and painted) in a later one: two
             # callbacks, each shorter than both (issue 7: the loop never stalls 20 ms).
-            await asyncio.sleep(0)
+            await next_turn()
             self.open_dialogs[aor] = dialog
             dialog.open()  # window-modal and returns at once: asyncio keeps running
             self.trust_dialog_shown.emit(aor, dialog)
@@ -263,9 +264,9 @@ class EngineBridge(QObject):
                 log.exception("calling %s failed unexpectedly", uri)
                 self.call_failed.emit(aor, uri, f"An internal error ({type(exc).__name__}).")
                 return None
-            # The call window opens in the next turn of the loop, not in the one that ends the
+            # The call window opens in a later turn of the loop, not in the one that ends the
             # engine's dialling: two shorter stalls instead of one (issue 7: never 20 ms).
-            await asyncio.sleep(0)
+            await next_turn()
             self.call_started.emit(aor, call, protection)
             return call
 

@@ -193,7 +193,9 @@ class CallWindow(QWidget):
         super().paintEvent(event)
         if self.unpainted and not self._part_due:  # the next part once this paint is done
             self._part_due = True
-            QTimer.singleShot(0, self, self._paint_next_part)  # dropped if the window goes
+            # 1 ms, not 0: work a timer woke first (softphone.ua.next_turn); the timer is the
+            # window's, dropped if the window goes.
+            QTimer.singleShot(1, self, self._paint_next_part)
 
     def _paint_next_part(self) -> None:
         self._part_due = False

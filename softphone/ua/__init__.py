@@ -98,6 +98,7 @@ if TYPE_CHECKING:
         set_password,
     )
     from softphone.ua.trustgate import Answerer, TrustPolicy
+    from softphone.ua.turns import next_turn
     from softphone.ua.useragent import Backoff, UserAgent
 
 # name -> (module, name in that module)
@@ -166,6 +167,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "get_secret": ("softphone.ua.secrets", "get_secret"),
     "import_identity": ("softphone.ua.identity", "import_identity"),
     "load_account": ("softphone.ua.account", "load_account"),
+    "next_turn": ("softphone.ua.turns", "next_turn"),
     "parse_account": ("softphone.ua.account", "parse_account"),
     "play_test_tone": ("softphone.ua.audio", "play_test_tone"),
     "qr_png": ("softphone.security.safety", "qr_png"),
@@ -240,6 +242,7 @@ __all__ = [
     "get_secret",
     "import_identity",
     "load_account",
+    "next_turn",
     "parse_account",
     "play_test_tone",
     "qr_png",

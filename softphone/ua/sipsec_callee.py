@@ -40,7 +40,6 @@ from softphone.ua.tunnel import (
     SipsecCallError,
     TunnelHost,
     handshake,
-    next_turn,
     record_in_ledger,
     tls_config,
     tunnel_state,
@@ -48,6 +47,7 @@ from softphone.ua.tunnel import (
     warm_safety_number,
     went_transparent,
 )
+from softphone.ua.turns import next_turn
 
 __all__ = ["answer_connect"]
 

@@ -46,7 +46,6 @@ from softphone.ua.tunnel import (
     TunnelHost,
     emit_identity,
     handshake,
-    next_turn,
     record_in_ledger,
     shown_peer,
     tls_config,
@@ -55,6 +54,7 @@ from softphone.ua.tunnel import (
     warm_safety_number,
     went_transparent,
 )
+from softphone.ua.turns import next_turn
 
 __all__ = ["dial"]
 

@@ -58,6 +58,7 @@ from softphone.ua.events import Event, PeerIdentity, TrustRequired, TunnelState
 from softphone.ua.sound import AudioDevices
 from softphone.ua.timers import run_transaction_timers
 from softphone.ua.trustledger import identity_state_of, safety_number_off_loop
+from softphone.ua.turns import next_turn
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -78,7 +79,6 @@ __all__ = [
     "handshake",
     "identity_state",
     "is_sipsec_uri",
-    "next_turn",
     "record_in_ledger",
     "shown_peer",
     "tls_config",
@@ -639,14 +639,6 @@ async def handshake(  # noqa: PLR0917  # internal steps of one flow
     ua._trace_line(flow, "sent" if direction is CallDirection.OUTGOING else "received")
     await next_turn()  # its last step (certificates checked, our signature) took 5 ms here
     return nested
-
-
-async def next_turn() -> None:
-    """Let the event loop run what waits before going on. The steps of a sipsec call's
-    set-up (the nested handshake's last flight, the trust check, the ledger's write, the
-    INVITE) each take 2-8 ms of CPU here; run back to back in one callback they held the
-    desktop phone's window for 20-30 ms (issue 7: the loop never stalls 20 ms)."""
-    await asyncio.sleep(0)
 
 
 def went_transparent(exc: SipsecCallError) -> bool | None:
