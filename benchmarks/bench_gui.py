@@ -36,7 +36,10 @@ also time the hypervisor took while the thread ran), waiting for a CPU (other th
 processes had both), or neither (the GIL, a system call). The hypervisor's steal for the whole
 VM (``/proc/stat``) is printed beside each figure. Every asyncio callback on the Qt thread is
 timed (``asyncio.Handle._run`` wrapped in this process only) so the longest ones are named.
-Prints max, p99 and the culprits; never asserts a time.
+``BENCH_GUI_QT_EVENTS=1`` also times every Qt event on the GUI thread (a Python
+``notify()``, so every event is slower: for finding what "Qt's own work" in a lag was, not for
+the figures) and lists those inside the longest lags. Prints max, p99 and the culprits; never
+asserts a time.
 """
 
 from __future__ import annotations
@@ -66,6 +69,12 @@ TALK_SECONDS = 10.0
 _RUNS = itertools.count()
 #: How many times the calls with bob as an agent process are measured (BENCH_GUI_REPEAT).
 REPEAT = int(os.environ.get("BENCH_GUI_REPEAT", "3"))
+#: BENCH_GUI_QT_EVENTS=1: time every Qt event delivered on the GUI thread (a QApplication whose
+#: notify() is Python, which slows every event: a diagnostic, not a figure) and list the ones
+#: of 2 ms or more inside the longest lags: what "Qt's own work" was (paint, layout, expose).
+QT_EVENTS = os.environ.get("BENCH_GUI_QT_EVENTS", "") == "1"
+#: (start monotonic, seconds, "event type -> receiver class") when QT_EVENTS
+qt_events: list[tuple[float, float, str]] = []
 WAIT = 30.0
 SHOWN_LINE = b"the main window was shown"
 
@@ -401,6 +410,9 @@ def report(
             f"        callbacks {in_callbacks:.1f} ms in all; the rest was Qt's own work (paint,"
             " layout, its events), or the thread did not run"
         )
+        for t0, took, what in qt_events:  # BENCH_GUI_QT_EVENTS=1 (each includes its slots)
+            if t0 < at + lag and t0 + took > at:
+                print(f"        Qt event {1000 * took:5.1f} ms: {what}")
     cpu = sorted((c for c in timer.cpu if began <= c[0] <= ended), key=lambda c: -c[1])
     if cpu:
         t0, took, what = cpu[0]
@@ -826,13 +838,33 @@ async def idle_floor(workdir: Path) -> None:
     report(label, ticker, timer, began, ended, steal=steal)
 
 
+def _timed_application() -> Any:
+    """A QApplication that records every Qt event of 2 ms or more (``QT_EVENTS``)."""
+    from PySide6.QtWidgets import QApplication
+
+    class TimedApplication(QApplication):
+        def notify(self, receiver: Any, event: Any) -> bool:
+            t0 = time.monotonic()
+            try:
+                return bool(super().notify(receiver, event))
+            finally:
+                took = time.monotonic() - t0
+                if took >= 0.002:
+                    kind = getattr(event.type(), "name", str(event.type()))
+                    qt_events.append((t0, took, f"{kind} -> {type(receiver).__name__}"))
+
+    return TimedApplication([sys.argv[0]])
+
+
 def stalls() -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import qasync
     import shiboken6
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app = QApplication.instance() or (
+        _timed_application() if QT_EVENTS else QApplication([sys.argv[0]])
+    )
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     print(f"(b) event-loop lag during a GUI call (ticker every {TICK * 1000:g} ms); target 20 ms")
