@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from softphone.ua import (
+    TURN,
     Account,
     CallError,
     ConnectionLost,
@@ -129,7 +130,9 @@ class EngineBridge(QObject):
         on a later turn of the event loop when one runs: the engine's step that produced it
         (reading a response, starting media) and the widgets it updates are then separate
         callbacks, each shorter than both (issue 7: the loop never stalls 20 ms). In order,
-        one event a turn. Without a running loop (a bare widget test), at once."""
+        one event a turn, and ``TURN`` (1 ms) apart so that what a timer woke meanwhile runs
+        in between (softphone.ua.next_turn). Without a running loop (a bare widget test), at
+        once."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -146,14 +149,14 @@ class EngineBridge(QObject):
             self._deliver(aor, event)
         finally:
             if self._pending:
-                asyncio.get_running_loop().call_soon(self._deliver_next)
+                asyncio.get_running_loop().call_later(TURN, self._deliver_next)
             else:
                 self._delivering = False
 
     async def settled(self) -> None:
         """Wait until every engine event so far has reached the widgets."""
         while self._pending or self._delivering:
-            await asyncio.sleep(0)
+            await next_turn()
 
     def _deliver(self, aor: str, event: Event) -> None:
         name = self._SIGNALS.get(type(event))

@@ -98,7 +98,7 @@ if TYPE_CHECKING:
         set_password,
     )
     from softphone.ua.trustgate import Answerer, TrustPolicy
-    from softphone.ua.turns import next_turn
+    from softphone.ua.turns import TURN, next_turn
     from softphone.ua.useragent import Backoff, UserAgent
 
 # name -> (module, name in that module)
@@ -168,6 +168,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "import_identity": ("softphone.ua.identity", "import_identity"),
     "load_account": ("softphone.ua.account", "load_account"),
     "next_turn": ("softphone.ua.turns", "next_turn"),
+    "TURN": ("softphone.ua.turns", "TURN"),
     "parse_account": ("softphone.ua.account", "parse_account"),
     "play_test_tone": ("softphone.ua.audio", "play_test_tone"),
     "qr_png": ("softphone.security.safety", "qr_png"),
@@ -179,6 +180,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "IDENTITY_ERRORS",
+    "TURN",
     "Account",
     "AccountError",
     "Answerer",

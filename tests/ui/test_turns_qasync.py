@@ -12,11 +12,14 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from softphone.ua import next_turn
-from tests.ua.test_turns import order_of
+from softphone.ua import Event, next_turn
+from softphone.ua.events import Unregistered
+from tests.ua.test_turns import busy, order_of
+from ui.bridge import EngineBridge
 
 Run = Callable[[Coroutine[Any, Any, None]], None]
 TRIALS = 5
+ALICE = "sips:alice@atlanta.test"
 
 
 def test_next_turn_under_qasync(run_in_qasync: Run) -> None:
@@ -31,3 +34,37 @@ def test_next_turn_under_qasync(run_in_qasync: Run) -> None:
     woken_first = sum(order == ["woken", "second half"] for order in seen["next_turn"])
     assert woken_first >= TRIALS - 1, seen
     assert all(order == ["second half", "woken"] for order in seen["sleep(0)"]), seen
+
+
+def test_engine_events_reach_the_widgets_a_turn_apart(run_in_qasync: Run) -> None:
+    """The bridge hands engine events to the widgets one per turn, TURN apart: a task a timer
+    woke while the widgets took the first event runs before the second. With the events
+    chained by call_soon it ran after all of them (what a ticking clock saw as one long
+    stall at call set-up)."""
+    bridge = EngineBridge()
+    orders: list[list[str]] = []
+
+    def slow_widgets(_aor: str, event: Event) -> None:
+        busy(0.004)  # widgets taking 4 ms over each event
+        orders[-1].append(getattr(event, "reason", ""))
+
+    bridge.any_event.connect(slow_widgets)
+
+    async def scenario() -> None:
+        for _ in range(TRIALS):
+            orders.append([])
+
+            async def woken() -> None:
+                await asyncio.sleep(0.002)
+                orders[-1].append("woken")
+
+            task = asyncio.ensure_future(woken())
+            await asyncio.sleep(0)  # its sleep has begun
+            for reason in ("first", "second", "third"):
+                bridge.on_event(ALICE, Unregistered(ALICE, reason))
+            await task
+            await bridge.settled()
+
+    run_in_qasync(scenario())
+    between = sum(order == ["first", "woken", "second", "third"] for order in orders)
+    assert between >= TRIALS - 1, orders
