@@ -36,6 +36,8 @@ also time the hypervisor took while the thread ran), waiting for a CPU (other th
 processes had both), or neither (the GIL, a system call). The hypervisor's steal for the whole
 VM (``/proc/stat``) is printed beside each figure. Every asyncio callback on the Qt thread is
 timed (``asyncio.Handle._run`` wrapped in this process only) so the longest ones are named.
+Every collection of Python's cyclic GC of 1 ms or more is timed too (``gc.callbacks``) and named
+when it falls in one of the longest lags.
 ``BENCH_GUI_QT_EVENTS=1`` also times every Qt event on the GUI thread (a Python
 ``notify()``, so every event is slower: for finding what "Qt's own work" in a lag was, not for
 the figures) and lists those inside the longest lags. Prints max, p99 and the culprits; never
@@ -47,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import itertools
 import json
 import os
@@ -75,6 +78,23 @@ REPEAT = int(os.environ.get("BENCH_GUI_REPEAT", "3"))
 QT_EVENTS = os.environ.get("BENCH_GUI_QT_EVENTS", "") == "1"
 #: (start monotonic, seconds, "event type -> receiver class") when QT_EVENTS
 qt_events: list[tuple[float, float, str]] = []
+#: (start monotonic, seconds, generation, thread name) of every collection by Python's cyclic
+#: GC of 1 ms or more: a collection runs inside whatever callback allocated last.
+gc_pauses: list[tuple[float, float, int, str]] = []
+_gc_started: dict[int, float] = {}
+
+
+def _gc_callback(phase: str, info: dict[str, int]) -> None:
+    me = threading.get_ident()
+    if phase == "start":
+        _gc_started[me] = time.monotonic()
+    elif me in _gc_started:
+        t0 = _gc_started.pop(me)
+        if time.monotonic() - t0 >= 0.001:
+            name = threading.current_thread().name
+            gc_pauses.append((t0, time.monotonic() - t0, info["generation"], name))
+
+
 WAIT = 30.0
 SHOWN_LINE = b"the main window was shown"
 
@@ -413,6 +433,12 @@ def report(
         for t0, took, what in qt_events:  # BENCH_GUI_QT_EVENTS=1 (each includes its slots)
             if t0 < at + lag and t0 + took > at:
                 print(f"        Qt event {1000 * took:5.1f} ms: {what}")
+        for t0, took, generation, thread in gc_pauses:
+            if t0 < at + lag and t0 + took > at:
+                print(
+                    f"        GC of generation {generation} {1000 * took:5.1f} ms "
+                    f"(in thread {thread})"
+                )
     cpu = sorted((c for c in timer.cpu if began <= c[0] <= ended), key=lambda c: -c[1])
     if cpu:
         t0, took, what = cpu[0]
@@ -423,6 +449,16 @@ def report(
         )
     else:
         print("    no callback used 5 ms of CPU or more")
+    main_thread = threading.main_thread().name
+    pauses = [p for p in gc_pauses if began <= p[0] <= ended and p[3] == main_thread]
+    if pauses:
+        t0, took, generation, _ = max(pauses, key=lambda p: p[1])
+        print(
+            f"    GC on the loop's thread: {len(pauses)} collections of 1 ms or more, the "
+            f"longest {1000 * took:.1f} ms (generation {generation}) at +{t0 - began:5.2f} s"
+        )
+    else:
+        print("    GC on the loop's thread: no collection of 1 ms or more")
     return (lags_ms[-1], over_20, 1000 * (steal or 0.0))
 
 
@@ -865,6 +901,7 @@ def stalls() -> None:
     app = QApplication.instance() or (
         _timed_application() if QT_EVENTS else QApplication([sys.argv[0]])
     )
+    gc.callbacks.append(_gc_callback)
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     print(f"(b) event-loop lag during a GUI call (ticker every {TICK * 1000:g} ms); target 20 ms")
