@@ -185,14 +185,27 @@ def bench_security_panel(app: Any) -> None:
     panel.close()
 
 
+def _main_window(app: Any, bridge: Any) -> tuple[Any, Any]:
+    """alice's main window over ``bridge`` with its call manager (coroutines dropped), shown
+    and painted: what (c) and (d) measure against."""
+    from tests.ui.screens import ALICE
+    from ui.calls import CallManager
+    from ui.main_window import MainWindow
+
+    window = MainWindow(bridge)
+    window.add_account(ALICE)
+    manager = CallManager(bridge, window, runner=lambda coro: coro.close())
+    window.show()
+    app.processEvents()
+    return window, manager
+
+
 def bench_main_window(app: Any) -> None:
     from softphone.contacts import save_ledger
     from softphone.ua.events import CallState, PeerIdentity
     from softphone.ua.trustledger import LedgerKeeper
     from tests.ui.screens import ALICE, BOB, FP, SAFETY, FakeCall, sample_ledger
     from ui.bridge import EngineBridge
-    from ui.calls import CallManager
-    from ui.main_window import MainWindow
     from ui.presenters import Protection
 
     print("(c) main window + call manager: one call event (contacts pane not on screen)")
@@ -203,11 +216,7 @@ def bench_main_window(app: Any) -> None:
     bridge = EngineBridge()
     keeper = LedgerKeeper(path, workdir / "pins.json")
     bridge.user_agents[ALICE] = SimpleNamespace(ledger=keeper, identity=own)  # type: ignore[assignment]
-    window = MainWindow(bridge)
-    window.add_account(ALICE)
-    manager = CallManager(bridge, window, runner=lambda coro: coro.close())
-    window.show()
-    app.processEvents()
+    window, manager = _main_window(app, bridge)
     window.refresh_contacts(ALICE)
     bridge.call_started.emit(ALICE, FakeCall("c-1"), Protection.SIPSEC)
     bridge._deliver(ALICE, CallState("c-1", "outgoing", BOB, "established"))
@@ -247,17 +256,11 @@ def bench_main_window(app: Any) -> None:
 def bench_call_window(app: Any) -> None:
     from tests.ui.screens import ALICE, FakeCall
     from ui.bridge import EngineBridge
-    from ui.calls import CallManager
-    from ui.main_window import MainWindow
     from ui.presenters import Protection
 
     print("(d) the call window at dialling (spare prepared beforehand)")
     bridge = EngineBridge()
-    window = MainWindow(bridge)
-    window.add_account(ALICE)
-    manager = CallManager(bridge, window, runner=lambda coro: coro.close())
-    window.show()
-    app.processEvents()
+    window, manager = _main_window(app, bridge)
 
     def fresh(_: int) -> None:  # the last call's window gone, the next spare built
         for call_window in manager.windows.values():
