@@ -47,10 +47,19 @@ def pulse(pulse_daemon: PrivatePulse, monkeypatch: pytest.MonkeyPatch) -> Iterat
     run directory."""
     for name, value in pulse_daemon.env.items():
         monkeypatch.setenv(name, value)
+    if (last_words := pulse_daemon.died()) is not None:
+        pytest.fail(f"the run's pulseaudio is gone before this test; its log ends:\n{last_words}")
     # PortAudio enumerates once: let it see the pulse devices now. Refused only while a
     # stream is open: one an earlier test left open, which would also hear the wrong server.
     assert devices.rescan(), "a sound stream an earlier test opened is still open"
+    errors_before = len(pulse_daemon.errors())
     yield pulse_daemon.run
+    if (last_words := pulse_daemon.died()) is not None:
+        pytest.fail(f"the run's pulseaudio died during this test; its log ends:\n{last_words}")
+    # The daemon's own errors fail the test that provoked them, not a later one (pulse.py's
+    # docstring: the memfd errors came before the abort that lost the rest of the run).
+    if new_errors := pulse_daemon.errors()[errors_before:]:
+        pytest.fail("the run's pulseaudio logged errors:\n" + "\n".join(new_errors))
 
 
 # -- real streams through the null sink ---------------------------------------------------
