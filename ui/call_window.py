@@ -27,11 +27,13 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -119,7 +121,7 @@ class CallWindow(QWidget):
         self.trace_missing = trace_missing
         self.qr_source = qr_source
         self.muted = False
-        self.resize(620, 760)
+        self.resize(620, 800)
 
         column = QVBoxLayout(self)
         self.peer_label = QLabel()
@@ -146,7 +148,18 @@ class CallWindow(QWidget):
 
         self.security = SecurityPanel()
         self.security.compared.connect(lambda: self.compare_requested.emit(self.presenter.call_id))
-        column.addWidget(self.security, 1)
+        # Scrolled, never squeezed: a window lower than the panel needs (a small screen, 200 %,
+        # a long reason) gets a scroll bar, not its last lines cut off.
+        self.security_scroll = QScrollArea()
+        self.security_scroll.setWidget(self.security)
+        self.security_scroll.setWidgetResizable(True)
+        self.security_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.security_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # See-through, as the panel was without it: the window's background shows, and a paint
+        # of the panel is a paint of the window too (the staged first paint counts on that).
+        self.security_scroll.viewport().setAutoFillBackground(False)
+        self.security.setAutoFillBackground(False)
+        column.addWidget(self.security_scroll, 1)
 
         self.ticker = QTimer(self)
         self.ticker.setInterval(1000)

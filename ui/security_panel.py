@@ -132,7 +132,6 @@ class SecurityPanel(QGroupBox):
         self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # Each group in a box of its own, shown or hidden as one: one show event, not five.
         self.fingerprint_box = _box(self.fingerprint_title, self.fingerprint)
-        column.addWidget(self.fingerprint_box)
 
         self.safety_title = QLabel(
             "<b>Safety number</b> — read it aloud to each other; it must be the same on both phones"
@@ -151,6 +150,7 @@ class SecurityPanel(QGroupBox):
         self.compare_button.clicked.connect(self.compared)
         self.compare_status = QLabel()
         self.compare_status.setWordWrap(True)
+        self.compare_status.setVisible(False)  # shown with a text: an empty one takes room
         self.qr = QLabel()
         self.qr.setObjectName("safetyQr")
         self.qr.setAccessibleName("Safety number as a QR code")
@@ -158,15 +158,19 @@ class SecurityPanel(QGroupBox):
         self.qr.setVisible(False)
         self.qr_payload: bytes | None = None
         self._qr_task: asyncio.Future[QPixmap] | None = None
-        number_column = QVBoxLayout()
-        number_column.addWidget(self.safety_number)
-        number_column.addWidget(self.compare_button, 0, Qt.AlignmentFlag.AlignLeft)
-        number_column.addStretch(1)
-        safety_row = QHBoxLayout()
-        safety_row.addLayout(number_column, 1)
-        safety_row.addWidget(self.qr, 0, Qt.AlignmentFlag.AlignTop)
-        self.safety_box = _box(self.safety_title, safety_row)
-        column.addWidget(self.safety_box)
+        self.safety_box = _box(self.safety_title, self.safety_number)
+        self.safety_box.layout().addWidget(self.compare_button, 0, Qt.AlignmentFlag.AlignLeft)
+        # The QR code beside the certificate and the number rather than below the title: the
+        # panel then needs no more height with it than without (at stop 13 it took 100 px
+        # more and the call window cut its last lines off).
+        numbers = QVBoxLayout()
+        numbers.addWidget(self.fingerprint_box)
+        numbers.addWidget(self.safety_box)
+        numbers.addStretch(1)
+        beside = QHBoxLayout()
+        beside.addLayout(numbers, 1)
+        beside.addWidget(self.qr, 0, Qt.AlignmentFlag.AlignTop)
+        column.addLayout(beside)
         column.addWidget(self.compare_status)
         column.addStretch(1)
         self.model: SecurityPanelModel | None = None
@@ -222,7 +226,7 @@ class SecurityPanel(QGroupBox):
                 else "Already verified"
             )
         if model.corrected:
-            self.compare_status.setText(f"Note: {model.corrected}")
+            self._set_status_text(f"Note: {model.corrected}")
 
     def show_qr(self, payload: bytes | None) -> None:
         """Show the safety number's QR code (:mod:`ui.qr`); ``None`` hides it. With an
@@ -270,5 +274,9 @@ class SecurityPanel(QGroupBox):
         self.qr.setVisible(self.safety_number.isVisibleTo(self))
 
     def set_status(self, text: str, level: Level | None = None) -> None:
-        self.compare_status.setText(text)
+        self._set_status_text(text)
         set_style(self.compare_status, f"color: {level.colour};" if level else "")
+
+    def _set_status_text(self, text: str) -> None:
+        self.compare_status.setText(text)
+        self.compare_status.setVisible(bool(text))

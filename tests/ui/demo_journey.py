@@ -29,6 +29,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 
+from tests.ui.shots import cut_labels
+
 WAIT = 45.0
 
 
@@ -81,6 +83,7 @@ async def journey(workdir: Path, shots: Path, suffix: str = "") -> Seen:
 
     def grab(widget: QWidget, name: str) -> None:
         path = shots / f"demo-{name}{suffix}.png"
+        assert cut_labels(widget) == [], name
         assert widget.grab().save(str(path)), path
         seen.shots.append(path)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from softphone.security.safety import QR_PREFIX
 from softphone.ua import HistoryEntry
 from softphone.ua.call import AUDIO_WORDS, END_TO_END_SIGNALLING, CallError
 from softphone.ua.events import CallState, MediaStarted, PeerIdentity, TunnelState
@@ -26,6 +27,9 @@ from softphone.ua.trace import TraceEntry
 
 ALICE = "sips:alice@atlanta.test"
 BOB = "sips:bob@biloxi.test"
+SIPSEC_BOB = "sipsec:bob@biloxi.test"
+#: A safety number's QR payload of the real size: the prefix, the version, two SHA-256 in hex.
+SAFETY_QR = QR_PREFIX + b"1:" + b"0123456789ABCDEF" * 8
 HOPS = "Encrypted to each server; servers on the way can read it"
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 FP = ":".join(f"{(b * 37) % 256:02X}" for b in range(32))
@@ -93,12 +97,15 @@ def sips_call_events(call_id: str = "c-sips") -> list[Any]:
 
 
 def sipsec_call_events(call_id: str = "c-sipsec", state: str = "certificate") -> list[Any]:
+    """A sipsec call to bob as the engine reports it: the call's peer is the dialled
+    ``sipsec:`` address (the window's heading), the tunnel's and the identity's bob's address
+    of record."""
     return [
         TunnelState("t-1", "outgoing", BOB, "connecting", call_id=call_id),
-        CallState(call_id, "outgoing", BOB, "calling"),
+        CallState(call_id, "outgoing", SIPSEC_BOB, "calling"),
         TunnelState("t-1", "outgoing", BOB, "verified", call_id=call_id),
         PeerIdentity(call_id, "t-1", BOB, FP, state, SAFETY),
-        CallState(call_id, "outgoing", BOB, "established"),
+        CallState(call_id, "outgoing", SIPSEC_BOB, "established"),
         MediaStarted(
             call_id, "opus", True, SUITE, "sdes", AUDIO_WORDS["end-to-end"], END_TO_END_SIGNALLING
         ),
@@ -272,12 +279,13 @@ def screens() -> dict[str, Any]:
 
     for event in sipsec_call_events():
         bridge.on_event(ALICE, event)
-    bridge.call_started.emit(ALICE, FakeCall("c-sipsec"), Protection.SIPSEC)
+    bridge.call_started.emit(ALICE, FakeCall("c-sipsec", peer=SIPSEC_BOB), Protection.SIPSEC)
     result["call-window-sipsec"] = manager.windows["c-sipsec"]
+    manager.windows["c-sipsec"].security.show_qr(SAFETY_QR)  # no loop here: drawn at once
 
     for event in sipsec_call_events("c-changed", "changed"):
         bridge.on_event(ALICE, event)
-    bridge.call_started.emit(ALICE, FakeCall("c-changed"), Protection.SIPSEC)
+    bridge.call_started.emit(ALICE, FakeCall("c-changed", peer=SIPSEC_BOB), Protection.SIPSEC)
     result["call-window-changed"] = manager.windows["c-changed"]
 
     incoming = FakeCall("c-in", peer="sips:carol@chicago.test", incoming=True)

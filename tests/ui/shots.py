@@ -12,13 +12,49 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
 #: How long a shown screen is left to settle before its shot: a call window paints its parts
 #: over a few turns of the loop (ui/call_window.py).
 SETTLE_MS = 50
+
+
+#: A label may be this many pixels short of what its text needs (rounding) before it is "cut".
+SLACK = 1
+
+
+def cut_labels(window: QWidget) -> list[str]:
+    """The shown labels of ``window`` too small for what they show: a word-wrapped text
+    lower than its height for its width, another text or a picture smaller than it needs.
+    Such a label is drawn cut off (the last line of the call window's security panel was, at
+    stop 13, when the QR code took the height it needed). Each as ``"<text>": WxH, needs
+    WxH``."""
+    found = []
+    for label in window.findChildren(QLabel):
+        if not label.isVisibleTo(window):
+            continue
+        have = label.size()
+        contents = label.contentsRect().size()
+        frame_w = have.width() - contents.width()
+        frame_h = have.height() - contents.height()
+        pixmap = label.pixmap()
+        if pixmap is not None and not pixmap.isNull():
+            ratio = pixmap.devicePixelRatio() or 1.0
+            need_w = round(pixmap.width() / ratio) + frame_w
+            need_h = round(pixmap.height() / ratio) + frame_h
+            what = "a picture"
+        elif label.text():
+            hint = label.minimumSizeHint() if label.wordWrap() else label.sizeHint()
+            need_w = 0 if label.wordWrap() else hint.width()
+            need_h = label.heightForWidth(have.width()) if label.wordWrap() else hint.height()
+            what = repr(" ".join(label.text().split())[:60])
+        else:
+            continue
+        if have.width() + SLACK < need_w or have.height() + SLACK < need_h:
+            found.append(f"{what}: {have.width()}x{have.height()}, needs {need_w}x{need_h}")
+    return found
 
 
 def save_screens(
@@ -35,6 +71,8 @@ def save_screens(
     for name, widget in widgets.items():
         widget.show()
         QTest.qWait(SETTLE_MS)
+        cut = cut_labels(widget)
+        assert not cut, f"{name}: labels drawn cut off: {cut}"
         path = out / f"{name}{suffix}.png"
         if not widget.grab().save(str(path)):
             raise OSError(f"could not save {path}")

@@ -24,6 +24,7 @@ from softphone.ua.account import SipsecAccept
 from softphone.ua.useragent import Backoff
 from tests.transport import certs
 from tests.ua.sipsec_proxy import PROXY_DOMAIN, SipsecProxy
+from tests.ui.shots import cut_labels
 from ui.app import Phone
 from ui.call_window import CallWindow
 
@@ -138,6 +139,14 @@ def test_sipsec_call_between_two_gui_phones(
                     alice_window.security.safety_number.text()
                     == bob_window.security.safety_number.text()
                 )
+                await until(
+                    lambda: all(w.security.qr.isVisible() for w in (alice_window, bob_window)),
+                    "the safety numbers' QR codes on both phones",
+                )
+                await asyncio.sleep(0.15)  # Qt's posted layout and paint
+                for window in (alice_window, bob_window):
+                    # stop 13: the audio row's last line was cut off once the QR code came
+                    assert cut_labels(window) == [], window.presenter.call_id
                 alice_window.grab().save(str(SHOTS / "journey-alice-in-call.png"))
                 bob_window.grab().save(str(SHOTS / "journey-bob-in-call.png"))
 
