@@ -263,8 +263,8 @@ def bench_call_window(app: Any) -> None:
     window, manager = _main_window(app, bridge)
 
     def fresh(_: int) -> None:  # the last call's window gone, the next spare built
-        for call_window in manager.windows.values():
-            call_window.close()
+        for call_window in list(manager.windows.values()):
+            call_window.close_without_asking()  # the call is still going on: no "Hang up?"
             call_window.deleteLater()
         manager.windows.clear()
         manager.presenters.clear()

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -97,6 +99,8 @@ class CallWindow(QWidget):
 
     trace_requested = Signal(str)  # call_id
     compare_requested = Signal(str)  # call_id
+    #: The window was closed (call_id): the manager lets an ended call's window go.
+    closed = Signal(str)
 
     def __init__(
         self,
@@ -172,6 +176,9 @@ class CallWindow(QWidget):
         self.unpainted: list[list[QWidget]] = []
         self._stage_on_show = False
         self._part_due = False
+        #: "Hang up?" while it is asked (closing the window of a call still going on).
+        self.hang_up_question: QMessageBox | None = None
+        self._close_without_asking = False
         if presenter is not None:
             self.bind(presenter, call)
 
@@ -348,6 +355,12 @@ class CallWindow(QWidget):
             self.ticker.stop()
             self.level_poll.stop()
             self.setWindowTitle(f"Call with {p.peer} (ended)")
+            if self.hang_up_question is not None:  # "Hang up?" is moot: close as asked
+                box, self.hang_up_question = self.hang_up_question, None
+                box.finished.disconnect()
+                box.close()
+                box.deleteLater()
+                self.close()
 
     def _enable(self, button: QPushButton, now: bool, supported: bool, what: str) -> None:
         if not supported:
@@ -368,14 +381,19 @@ class CallWindow(QWidget):
 
     def _run(self, what: str, coro: Coroutine[Any, Any, Any]) -> None:
         async def guarded() -> None:
+            words = ""
             try:
                 await coro
             except CallError as exc:  # the call goes on (or has ended): say why in words
                 log.info("%s failed: %s", what, exc.reason)
-                self.say(f"Could not {what}: {exc.reason}", Level.NONE)
+                words = f"Could not {what}: {exc.reason}"
             except Exception as exc:
                 log.exception("%s failed unexpectedly", what)
-                self.say(f"Could not {what}: an internal error ({type(exc).__name__})", Level.NONE)
+                words = f"Could not {what}: an internal error ({type(exc).__name__})"
+            if not shiboken6.isValid(self):  # closed after its call ended, and let go
+                return
+            if words:
+                self.say(words, Level.NONE)
             self.refresh()
 
         self.runner(guarded())
@@ -419,7 +437,53 @@ class CallWindow(QWidget):
             return
         self.dtmf_sent.setText((self.dtmf_sent.text() + digit)[-16:])
 
+    # -- closing -----------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        """Whether this window's call is still going on (the engine's call, not ended)."""
+        presenter: CallPresenter | None = getattr(self, "presenter", None)
+        return self.call is not None and presenter is not None and presenter.phase != "ended"
+
+    def close_without_asking(self) -> None:
+        """Close even with the call going on (the phone is closing and ends its calls)."""
+        self._close_without_asking = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802  # Qt's name
+        if self.live() and not self._close_without_asking:
+            # A call with no window left would go on with no way to hang it up: ask. Not a
+            # nested event loop (exec) inside this handler: the question is opened and
+            # answered later, window-modal.
+            event.ignore()
+            self._ask_hang_up()
+            return
         self.ticker.stop()
         self.level_poll.stop()
         super().closeEvent(event)
+        if getattr(self, "presenter", None) is not None:
+            self.closed.emit(self.presenter.call_id)
+
+    def _ask_hang_up(self) -> None:
+        if self.hang_up_question is not None:
+            self.hang_up_question.raise_()
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Hang up?")
+        box.setText(f"The call with {self.presenter.peer} is still going on.")
+        box.setInformativeText("Closing this window hangs it up.")
+        hang_up = box.addButton("&Hang up", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("&Keep the call", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(lambda _result: self._answered(box, box.clickedButton() is hang_up))
+        self.hang_up_question = box
+        box.open()
+
+    def _answered(self, box: QMessageBox, hang_up: bool) -> None:
+        self.hang_up_question = None
+        box.deleteLater()
+        if hang_up:
+            self._hangup()
+            self.close_without_asking()

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 Notifier = Callable[[str, str], None]
 
 
+#: How many released calls are remembered, to drop their late events.
+RELEASED_KEPT = 256
+
+
 class CallManager(QObject):
     def __init__(
         self,
@@ -73,6 +77,9 @@ class CallManager(QObject):
         self.incoming: dict[str, IncomingCallWindow] = {}
         self.ladders: dict[str, LadderWindow] = {}
         self._early: dict[str, list[Any]] = {}  # events of calls not yet seen begin
+        #: Calls let go (:meth:`release`): their late events are dropped, not kept as early
+        #: ones. The last RELEASED_KEPT, in order.
+        self._released: dict[str, None] = {}
         self._tunnels: dict[str, list[Any]] = {}  # tunnel events before their call_id
         #: A call window built while no call is going on (:meth:`prepare_spare`), so that
         #: opening one mid-call costs no 20-45 ms of widget building (issue 7: 20 ms).
@@ -133,6 +140,8 @@ class CallManager(QObject):
         changed = self.history is not None and self.history.record(event, self.wall_clock())
         if changed and self.window is not None and self.history is not None:
             self.window.show_history(self.history.entries, self.history.problem)
+        if call_id in self._released:
+            return  # a late event of a call whose windows are gone (the history has it)
         presenter = self.presenters.get(call_id)
         if presenter is None:
             if getattr(event, "name", "") != "call_state":
@@ -155,6 +164,8 @@ class CallManager(QObject):
                 view.refresh()
         if getattr(event, "name", "") == "call_state" and event.state == "ended":
             self.ringtone.stop()
+            if not self._shown(call_id):  # missed, declined, or its window already closed
+                self.release(call_id)
             self.prepare_spare_soon()
 
     # -- incoming ---------------------------------------------------------------------------
@@ -164,6 +175,8 @@ class CallManager(QObject):
         dialog = IncomingCallWindow(presenter, ringtone=self.ringtone, parent=self.window)
         dialog.accept_call.connect(self.accept)
         dialog.decline_call.connect(self.decline)
+        # Closed (answered, declined, or a missed call's "Close"): hidden by now.
+        dialog.finished.connect(lambda _result: self._window_closed(presenter.call_id))
         self.incoming[presenter.call_id] = dialog
         dialog.show()
         if self.notify is not None:
@@ -236,6 +249,7 @@ class CallManager(QObject):
                 window.bind(presenter, self.calls.get(call_id), **settings)
             window.compare_requested.connect(self.compared)
             window.trace_requested.connect(self.open_ladder)
+            window.closed.connect(functools.partial(self._window_closed, window=window))
             self.windows[call_id] = window
         elif window.call is None and call_id in self.calls:
             window.call = self.calls[call_id]  # the window opened on events before the Call came
@@ -243,6 +257,42 @@ class CallManager(QObject):
         window.show()
         window.raise_()
         return window
+
+    # -- letting ended calls go -----------------------------------------------------------
+
+    def _shown(self, call_id: str, but: QWidget | None = None) -> bool:
+        """Whether a window of this call other than ``but`` (one being closed) is still on
+        the screen: the call window, or the incoming one."""
+        views = (self.windows.get(call_id), self.incoming.get(call_id))
+        return any(view is not None and view is not but and view.isVisible() for view in views)
+
+    def _window_closed(self, call_id: str, window: QWidget | None = None) -> None:
+        presenter = self.presenters.get(call_id)
+        ended = presenter is not None and presenter.phase == "ended"
+        if ended and not self._shown(call_id, but=window):
+            self.release(call_id)
+
+    def release(self, call_id: str) -> None:
+        """Let an ended call go once none of its windows is shown: its windows are deleted
+        (on this, the Qt thread) and the engine's ``Call`` is no longer held. Before, every
+        call of the phone's life kept its window (~150 widgets), presenter and ``Call``. Its
+        SIP trace stays while that window is open; the history has the call."""
+        self._released[call_id] = None
+        while len(self._released) > RELEASED_KEPT:
+            del self._released[next(iter(self._released))]
+        for name in ("presenters", "calls", "aors", "_early"):
+            getattr(self, name).pop(call_id, None)
+        for views in (self.windows, self.incoming):
+            view = views.pop(call_id, None)
+            if view is not None:
+                view.hide()
+                view.deleteLater()
+        self._drop_closed_ladders()
+
+    def _drop_closed_ladders(self) -> None:
+        for call_id in [c for c, ladder in self.ladders.items() if not ladder.isVisible()]:
+            if call_id not in self.presenters:
+                self.ladders.pop(call_id).deleteLater()
 
     def _safety_qr(self, call_id: str) -> bytes | None:
         p = self.presenters[call_id]
@@ -273,6 +323,7 @@ class CallManager(QObject):
         )
 
     def open_ladder(self, call_id: str) -> LadderWindow:
+        self._drop_closed_ladders()
         ladder = self.ladders.get(call_id)
         if ladder is None:
             presenter = self.presenters[call_id]
@@ -297,8 +348,11 @@ class CallManager(QObject):
         20-45 ms of another phone's loop in the bench)."""
         self._closed = True
         self._spare_timer.stop()
-        for window in [*self.windows.values(), *self.incoming.values(), *self.ladders.values()]:
-            window.close()
+        # Copies: closing an ended call's window lets the call go (release) meanwhile.
+        for window in list(self.windows.values()):
+            window.close_without_asking()  # the phone ends its calls itself
+        for view in [*self.incoming.values(), *self.ladders.values()]:
+            view.close()
         if self.spare is not None:
             self.spare.deleteLater()
             self.spare = None

@@ -288,6 +288,9 @@ def screens() -> dict[str, Any]:
     bridge.call_started.emit(ALICE, FakeCall("c-changed", peer=SIPSEC_BOB), Protection.SIPSEC)
     result["call-window-changed"] = manager.windows["c-changed"]
 
+    manager.windows["c-sips"].close()  # a call still going on: "Hang up?"
+    result["call-window-hang-up-question"] = manager.windows["c-sips"].hang_up_question
+
     incoming = FakeCall("c-in", peer="sips:carol@chicago.test", incoming=True)
     bridge.on_event(ALICE, CallState("c-in", "incoming", incoming.peer, "ringing"))
     bridge.incoming_call.emit(ALICE, incoming)
