@@ -180,13 +180,27 @@ def cold_start() -> None:
 # ---- (b) stalls during a call ------------------------------------------------------------------
 
 
+def _task_name(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return f"task {getattr(coro, '__qualname__', coro)!s}"
+
+
 def _describe(handle: asyncio.Handle) -> str:
-    """The task (coroutine) a handle steps, or the callback's repr."""
+    """The task (coroutine) a handle steps; for the end of a sleep (``asyncio.sleep``'s
+    ``_set_result_unless_cancelled``), the tasks that sleep wakes; else the callback's repr."""
     callback = getattr(handle, "_callback", None)
     task = getattr(callback, "__self__", None)
     if isinstance(task, asyncio.Task):
-        coro = task.get_coro()
-        return f"task {getattr(coro, '__qualname__', coro)!s}"
+        return _task_name(task)
+    args = getattr(handle, "_args", None) or ()
+    if getattr(callback, "__name__", "") == "_set_result_unless_cancelled" and args:
+        waiting = [
+            _task_name(waker.__self__)
+            for waker, _context in getattr(args[0], "_callbacks", None) or ()
+            if isinstance(getattr(waker, "__self__", None), asyncio.Task)
+        ]
+        if waiting:
+            return "sleep ended, wakes " + ", ".join(waiting)
     return repr(handle)[:200]
 
 
