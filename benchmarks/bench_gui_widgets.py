@@ -29,6 +29,9 @@ with the max over those runs and the very first (cold) run beside it:
     each later turn that paints one more part of it (``CallWindow.unpainted``: the security
     panel, then the keypad); the spare is prepared untimed before each run, as the manager
     does when no call is going on.
+(e) The history list (``MainWindow.show_history``, what each call event that changes the
+    call's entry does) with 100 and 500 calls in the history: one entry changed, then a new
+    call on top with the oldest dropped; each + ``processEvents()``.
 Prints figures; never asserts a time.
 """
 
@@ -299,6 +302,37 @@ def bench_call_window(app: Any) -> None:
     window.close()
 
 
+def bench_history(app: Any) -> None:
+    import dataclasses
+
+    from tests.ui.screens import history_entries
+    from ui.bridge import EngineBridge
+
+    print("(e) the history list at one call event (main window shown, History tab in front)")
+    window, manager = _main_window(app, EngineBridge())
+    base = history_entries()
+    for size in (100, 500):
+        entries = [dataclasses.replace(base[i % len(base)], call_id=f"h{i}") for i in range(size)]
+        window.show_history(entries)
+        app.processEvents()
+
+        def changed(i: int, entries: list[Any] = entries) -> None:
+            entries[0] = dataclasses.replace(entries[0], outcome=f"answered {i}")
+            window.show_history(entries)
+            app.processEvents()
+
+        def new_call(i: int, entries: list[Any] = entries, size: int = size) -> None:
+            entries.insert(0, dataclasses.replace(base[0], call_id=f"new-{size}-{i}"))
+            del entries[size:]
+            window.show_history(entries)
+            app.processEvents()
+
+        timed(f"{size} calls: one call's entry changed (+ processEvents)", changed)
+        timed(f"{size} calls: a new call on top, the oldest gone (+ processEvents)", new_call)
+    manager.close_all()
+    window.close()
+
+
 def _quiet(kind: Any, context: Any, message: str) -> None:
     if "does not support" not in message:  # the offscreen plugin's notes, once per window
         sys.stderr.write(message + "\n")
@@ -316,6 +350,7 @@ def main() -> None:
     bench_security_panel(app)
     bench_main_window(app)
     bench_call_window(app)
+    bench_history(app)
 
 
 if __name__ == "__main__":
