@@ -137,11 +137,21 @@ async def test_kamailio_forwards_connect_but_does_not_go_transparent(
     with pytest.raises(SipsecCallError) as caught:
         await asyncio.wait_for(alice.call(f"sipsec:bob@{server.domain}"), WAIT)
     reason = caught.value.reason
-    assert reason.startswith(NOT_TRANSPARENT), reason
-    assert caught.value.fallback_ok
     alice_tunnel = tunnel_states(alice_events)
     assert [t.state for t in alice_tunnel] == ["connecting", "failed"]
-    assert alice_tunnel[-1].proxy_transparent is False
+    # Kamailio reads alice's ClientHello as the start of a SIP message. Usually it waits for
+    # the end of the headers and alice's handshake times out: "did not go transparent". When
+    # the ClientHello's random bytes hold what ends a header block (a blank line), Kamailio
+    # parses it, fails ("bad message", in its log only then) and closes her connection (one
+    # CI run at stop 14; none of its parse errors in 6 passing runs). From alice's side that is
+    # a tunnel closed with nothing back, which a transparent proxy whose callee hung up would
+    # also show, so she does not claim to know which it was.
+    if reason.startswith(NOT_TRANSPARENT):
+        assert alice_tunnel[-1].proxy_transparent is False
+    else:
+        assert reason.startswith("the tunnel closed before the end-to-end TLS handshake"), reason
+        assert alice_tunnel[-1].proxy_transparent is None
+    assert caught.value.fallback_ok
 
     # bob accepted (200), then saw no end-to-end TLS either: his side ends, cleanly.
     async with asyncio.timeout(WAIT):
