@@ -46,9 +46,10 @@ def cut_labels(window: QWidget) -> list[str]:
             need_h = round(pixmap.height() / ratio) + frame_h
             what = "a picture"
         elif label.text():
-            hint = label.minimumSizeHint() if label.wordWrap() else label.sizeHint()
-            need_w = 0 if label.wordWrap() else hint.width()
-            need_h = label.heightForWidth(have.width()) if label.wordWrap() else hint.height()
+            if label.wordWrap():  # any width will do: the height it needs at this one
+                need_w, need_h = 0, label.heightForWidth(have.width())
+            else:
+                need_w, need_h = label.sizeHint().width(), label.sizeHint().height()
             what = repr(" ".join(label.text().split())[:60])
         else:
             continue
