@@ -83,7 +83,8 @@ async def journey(workdir: Path, shots: Path, suffix: str = "") -> Seen:
 
     def grab(widget: QWidget, name: str) -> None:
         path = shots / f"demo-{name}{suffix}.png"
-        assert cut_labels(widget) == [], name
+        cut = cut_labels(widget)
+        assert cut == [], f"{name}: labels drawn cut off: {cut}"
         assert widget.grab().save(str(path)), path
         seen.shots.append(path)
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
@@ -23,6 +24,9 @@ SETTLE_MS = 50
 
 #: A label may be this many pixels short of what its text needs (rounding) before it is "cut".
 SLACK = 1
+#: Rounds of pending layout requests :func:`cut_labels` runs (a label in a scroll area in a tab
+#: in a splitter is four layouts deep).
+_LAYOUT_PASSES = 4
 
 
 def cut_labels(window: QWidget) -> list[str]:
@@ -30,7 +34,14 @@ def cut_labels(window: QWidget) -> list[str]:
     lower than its height for its width, another text or a picture smaller than it needs.
     Such a label is drawn cut off (the last line of the call window's security panel was, at
     stop 13, when the QR code took the height it needed). Each as ``"<text>": WxH, needs
-    WxH``."""
+    WxH``.
+
+    The layouts Qt was already asked to redo are run first (only those posted events, never
+    the event loop): a label whose text has just grown keeps its old size until then, and is
+    never drawn that way. A journey that looked right after a text arrived in the same turn
+    failed on that in CI."""
+    for _ in range(_LAYOUT_PASSES):  # a layout redone may ask its parent's in turn
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
     found = []
     for label in window.findChildren(QLabel):
         if not label.isVisibleTo(window):

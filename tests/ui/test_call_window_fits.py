@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 from pytestqt.qtbot import QtBot
 
 from tests.ui.screens import ALICE, SAFETY_QR, SIPSEC_BOB, FakeCall, sipsec_call_events
@@ -72,3 +72,31 @@ def test_a_window_too_low_for_the_panel_scrolls_it_instead_of_cutting_lines(
     top_left = button.mapTo(scroll.viewport(), button.rect().topLeft())
     bottom_right = button.mapTo(scroll.viewport(), button.rect().bottomRight())
     assert viewport.contains(top_left) and viewport.contains(bottom_right)
+
+
+def test_a_label_whose_text_just_grew_is_measured_after_its_layout(qtbot: QtBot) -> None:
+    """A text that arrives from a worker (a contact's details, a safety number) lands in a
+    label that keeps its old size until Qt runs the layout request the new text posted; it is
+    never drawn at the old size. :func:`cut_labels` must not call that cut (the demo journey
+    failed once in CI on the contacts shot taken in that turn), and a label too small after
+    its layout is still found."""
+    window = QWidget()
+    qtbot.addWidget(window)
+    column = QVBoxLayout(window)
+    grown = QLabel("short")
+    grown.setWordWrap(True)
+    column.addWidget(grown)
+    column.addStretch()
+    window.resize(300, 400)
+    window.show()
+    qtbot.waitExposed(window)
+    grown.setText("a text that needs several lines at this width " * 4)
+    assert cut_labels(window) == []
+    assert grown.height() >= grown.heightForWidth(grown.width())
+
+    squeezed = QLabel("a text that needs several lines at this width " * 4)
+    squeezed.setWordWrap(True)
+    squeezed.setParent(window)
+    squeezed.setGeometry(0, 0, 300, 14)  # no layout will ever make room
+    squeezed.show()
+    assert len(cut_labels(window)) == 1
