@@ -23,7 +23,7 @@ from ui.presenters import Protection
 
 def _established(h: Harness, call_id: str) -> tuple[CallWindow, FakeCall]:
     call = FakeCall(call_id)
-    h.bridge.call_started.emit(ALICE, call, Protection.SIPS)
+    h.start(call, Protection.SIPS)
     h.feed(CallState(call_id, "outgoing", BOB, "established"))
     window = h.manager.windows[call_id]
     window.finish_painting()
@@ -165,3 +165,42 @@ def test_the_sip_trace_of_a_let_go_call_stays_while_it_is_open(qtbot: QtBot) -> 
     other.trace_button.click()  # the next ladder opened lets the closed one go
     assert set(h.manager.ladders) == {"c7"}
     qtbot.waitUntil(lambda: not shiboken6.isValid(ladder), timeout=2000)
+
+
+# --- the dialled call's window: bound in the dialling turn, shown in a later one -------------
+
+
+def test_a_dialled_calls_window_is_bound_at_once_and_shown_in_a_later_turn(
+    qtbot: QtBot,
+) -> None:
+    """Issue 7: the dialling task's last step binds the window; its show() (~3 ms) comes in
+    a turn of its own."""
+    h = Harness(qtbot)
+    h.bridge.call_started.emit(ALICE, FakeCall("c-later"), Protection.SIPS)
+    window = h.manager.windows["c-later"]
+    assert window.windowTitle() == f"Call with {BOB}" and not window.isVisible()
+    qtbot.waitUntil(window.isVisible, timeout=2000)
+
+
+def test_a_dialled_call_that_ends_before_its_window_shows_still_shows_how_it_ended(
+    qtbot: QtBot,
+) -> None:
+    """A call refused at once (486 a few ms after the INVITE) ends before the later turn: its
+    window must not be let go as a window nobody looks at; the person sees why it ended."""
+    h = Harness(qtbot)
+    h.bridge.call_started.emit(ALICE, FakeCall("c-busy"), Protection.SIPS)
+    h.feed(CallState("c-busy", "outgoing", BOB, "ended", "busy here"))
+    window = h.manager.windows["c-busy"]
+    qtbot.waitUntil(window.isVisible, timeout=2000)
+    assert window.phase_label.text() == "Call ended: busy here"
+    window.close()
+    assert _held(h, "c-busy") == []
+
+
+def test_a_phone_closing_before_the_later_turn_shows_no_window(qtbot: QtBot) -> None:
+    h = Harness(qtbot)
+    h.bridge.call_started.emit(ALICE, FakeCall("c-closing"), Protection.SIPS)
+    window = h.manager.windows["c-closing"]
+    h.manager.close_all()
+    qtbot.wait(50)
+    assert not shiboken6.isValid(window) or not window.isVisible()

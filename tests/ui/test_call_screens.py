@@ -50,6 +50,7 @@ class Harness:
 
     def __init__(self, qtbot: QtBot, history: CallHistory | None = None) -> None:
         self.now = 100.0
+        self.qtbot = qtbot
         self.bridge = EngineBridge()
         self.window = MainWindow(self.bridge)
         qtbot.addWidget(self.window)
@@ -75,6 +76,13 @@ class Harness:
         except StopIteration:
             return
         raise AssertionError("FakeCall coroutines finish at once")
+
+    def start(self, call: Any, protection: Protection) -> CallWindow:
+        """``call_started`` (the window bound at once), then the later turn that shows it."""
+        self.bridge.call_started.emit(ALICE, call, protection)
+        window = self.manager.windows[call.call_id]
+        self.qtbot.waitUntil(window.isVisible)
+        return window
 
     def feed(self, *events: Any) -> None:
         for event in events:
@@ -168,7 +176,7 @@ def test_dialer_keyboard_order(qtbot: QtBot) -> None:
 
 def test_call_window_keyboard(qtbot: QtBot) -> None:
     h = Harness(qtbot)
-    h.bridge.call_started.emit(ALICE, FakeCall("c1"), Protection.SIPS)
+    h.start(FakeCall("c1"), Protection.SIPS)
     h.feed(*screens.sips_call_events("c1"))
     w = h.manager.windows["c1"]
     reachable = tab_order(w.hold_button, 40)
@@ -265,7 +273,7 @@ def test_incoming_cancelled_by_the_caller_stops_ringing(qtbot: QtBot) -> None:
 def test_a_sips_call_window_is_never_end_to_end(qtbot: QtBot) -> None:
     h = Harness(qtbot)
     call = FakeCall("c-sips")
-    h.bridge.call_started.emit(ALICE, call, Protection.SIPS)
+    h.start(call, Protection.SIPS)
     h.feed(*screens.sips_call_events())
     w = h.manager.windows["c-sips"]
     panel = w.security
@@ -292,7 +300,7 @@ def test_a_sips_call_window_is_never_end_to_end(qtbot: QtBot) -> None:
 def test_call_window_controls(qtbot: QtBot) -> None:
     h = Harness(qtbot)
     call = FakeCall("c1")
-    h.bridge.call_started.emit(ALICE, call, Protection.SIPS)
+    h.start(call, Protection.SIPS)
     w = h.manager.windows["c1"]
     assert w.phase_label.text() == "Calling…"
     assert not w.hold_button.isEnabled() and w.hold_button.toolTip() == (
@@ -354,7 +362,7 @@ class CallWithoutMedia:
 
 def test_call_window_without_mute_or_levels_says_so(qtbot: QtBot) -> None:
     h = Harness(qtbot)
-    h.bridge.call_started.emit(ALICE, CallWithoutMedia(), Protection.SIPS)
+    h.start(CallWithoutMedia(), Protection.SIPS)
     h.feed(*screens.sips_call_events("c-sips"))
     w = h.manager.windows["c-sips"]
     assert not w.mute_button.isEnabled()
@@ -368,7 +376,7 @@ def test_we_compared_it_marks_verified_through_the_ledger(qtbot: QtBot) -> None:
     h.bridge.user_agents[ALICE] = ua  # type: ignore[assignment]
     h.feed(*screens.sipsec_call_events("c2"))
     call = FakeCall("c2")
-    h.bridge.call_started.emit(ALICE, call, Protection.SIPSEC)
+    h.start(call, Protection.SIPSEC)
     panel = h.manager.windows["c2"].security
     assert panel.summary_badge.text() == "Protected end to end; identity not verified"
     assert panel.safety_number.text().splitlines()[0] == " ".join(SAFETY.split()[:4])
@@ -429,7 +437,7 @@ def test_ladder_click_shows_the_redacted_message(qtbot: QtBot) -> None:
 
 def test_ladder_from_the_call_window_is_live(qtbot: QtBot) -> None:
     h = Harness(qtbot)
-    h.bridge.call_started.emit(ALICE, FakeCall("c-sips"), Protection.SIPS)
+    h.start(FakeCall("c-sips"), Protection.SIPS)
     entries = screens.trace_entries()
     h.bridge.on_trace(ALICE, entries[1])
     w = h.manager.windows["c-sips"]
@@ -546,7 +554,7 @@ def test_a_call_takes_the_spare_window_built_before_it_and_a_new_one_waits_for_t
     h.manager.prepare_spare()
     spare = h.manager.spare
     assert spare is not None and not spare.isVisible()
-    h.bridge.call_started.emit(ALICE, FakeCall("c-spare"), Protection.SIPS)
+    h.start(FakeCall("c-spare"), Protection.SIPS)
     h.feed(*screens.sips_call_events("c-spare"))
     w = h.manager.windows["c-spare"]
     assert w is spare and h.manager.spare is None  # taken, not built mid-call
@@ -583,7 +591,7 @@ def test_the_call_window_paints_its_parts_in_later_turns_and_every_one_of_them(
     h = Harness(qtbot)
     h.manager.prepare_spare()
     h.bridge.call_started.emit(ALICE, FakeCall("c-parts"), Protection.SIPS)
-    w = h.manager.windows["c-parts"]
+    w = h.manager.open_call_window("c-parts")  # shown now, not in the later turn
     screen = w.windowHandle().screen()
     keypad = [*w.keypad.values(), w.dtmf_sent]
     before = {widget: widget.geometry() for widget in (w.security, *keypad)}
