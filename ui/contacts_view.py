@@ -90,6 +90,7 @@ from ui.contacts_presenters import (
     SMIME_CHOICES,
     VERIFY_BUTTON,
     AcceptChangeWords,
+    CertificateView,
     ContactDetails,
     ContactRow,
     ForgetWords,
@@ -243,6 +244,9 @@ class ContactsView(QWidget):
         self.own_identity: Any = None
         self.rows: list[ContactRow] = []
         self.details: ContactDetails | None = None
+        #: The certificates the boxes under the details show (rebuilt only when they change:
+        #: ~12 new widgets to polish, lay out and paint at each refresh otherwise).
+        self._boxes_of: tuple[CertificateView, ...] | None = None
         self._shown_key: SafetyKey | None = None  # the safety number the details wait for
         self._safety: dict[SafetyKey, SafetyView | None] = {}
         self._qr_wanted: tuple[bytes, int] | None = None
@@ -420,7 +424,11 @@ class ContactsView(QWidget):
             self.pins_path = pins_path
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
-        self.rows = [] if ledger is None else contact_rows(ledger)
+        rows = [] if ledger is None else contact_rows(ledger)
+        if rows == self.rows and self.list.topLevelItemCount() == len(rows):
+            self._show_selected()  # the same list: its items and selection stay as they are
+            return
+        self.rows = rows
         self.list.blockSignals(True)  # one _show_selected below, not one per row
         try:
             self.list.clear()
@@ -511,12 +519,15 @@ class ContactsView(QWidget):
             self.smime_error.setVisible(False)  # it spoke of another contact
         self._show_actions()
         self.empty.setVisible(not has)
-        while self.certificates.count():
-            taken = self.certificates.takeAt(0)
-            old = None if taken is None else taken.widget()
-            if old is not None:
-                old.hide()  # at once: deleteLater waits for the event loop
-                old.deleteLater()
+        certificates = None if details is None else details.certificates
+        if certificates != self._boxes_of:
+            self._boxes_of = None
+            while self.certificates.count():
+                taken = self.certificates.takeAt(0)
+                old = None if taken is None else taken.widget()
+                if old is not None:
+                    old.hide()  # at once: deleteLater waits for the event loop
+                    old.deleteLater()
         has_number = details is not None and details.safety_number is not None
         for widget in (self.safety_title, self.safety_number):
             widget.setVisible(has_number or waiting_for is not None)
@@ -528,7 +539,8 @@ class ContactsView(QWidget):
         row = details.row
         self.title.setText(row.aor)
         self.badge.setText(row.label.upper())
-        self.badge.setStyleSheet(badge_style(row.level))
+        if self.badge.styleSheet() != badge_style(row.level):  # a new sheet re-polishes
+            self.badge.setStyleSheet(badge_style(row.level))
         self.state_words.setText(row.words)
         self._show_smime(details.smime)
         if waiting_for is not None:
@@ -539,7 +551,13 @@ class ContactsView(QWidget):
                 "\n".join(" ".join(groups[i : i + 4]) for i in range(0, len(groups), 4))
             )
             self._show_qr(details.qr_payload)
-        for certificate in details.certificates:
+        if details.certificates != self._boxes_of:
+            self._add_boxes(details.certificates)
+        self.history.setText("\n".join(details.history) or "—")
+
+    def _add_boxes(self, certificates: tuple[CertificateView, ...]) -> None:
+        self._boxes_of = certificates
+        for certificate in certificates:
             box = QGroupBox(certificate.title)
             form = QFormLayout(box)
             form.addRow("SHA-256:", _label(certificate.fingerprint, mono=True))
@@ -550,7 +568,6 @@ class ContactsView(QWidget):
             if certificate.verified:
                 form.addRow("Verified:", _label(certificate.verified))
             self.certificates.addWidget(box)
-        self.history.setText("\n".join(details.history) or "—")
 
     # -- the QR code -----------------------------------------------------------------------
 
