@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QGroupBox
 from pytestqt.qtbot import QtBot
 
 from softphone.server.config import RegistrarConfig
@@ -118,6 +119,44 @@ def test_bridge_signals_update_the_window(qtbot: QtBot, window: MainWindow) -> N
         bridge.on_event(AOR, ConnectionLost(AOR, "127.0.0.1:5061", Transport.TLS, "EOF"))
     assert item.text(1) == "● Connection lost; reconnecting"
     assert window.statusBar().currentMessage() == "Connection to 127.0.0.1:5061 lost: EOF"
+
+
+def test_hidden_tabs_are_warmed_once_the_window_has_been_shown_a_while(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 7: the contacts tab first brought to the front (a person does it mid-call, as
+    the demo does) read the ledger and polished, laid out and painted its widgets for the
+    first time: 28-47 ms on the loop. The window does that at idle after start-up."""
+    from types import SimpleNamespace
+
+    from softphone.contacts import save_ledger
+    from softphone.ua.trustledger import LedgerKeeper
+    from tests.ui.screens import ALICE, sample_ledger
+    from ui import main_window
+
+    monkeypatch.setattr(main_window, "WARM_AFTER_MS", 100)
+    ledger, own = sample_ledger()
+    save_ledger(tmp_path / "contacts.json", ledger)
+    bridge = EngineBridge()
+    keeper = LedgerKeeper(tmp_path / "contacts.json", tmp_path / "pins.json")
+    bridge.user_agents[ALICE] = SimpleNamespace(ledger=keeper, identity=own)  # type: ignore[assignment]
+    win = MainWindow(bridge)
+    qtbot.addWidget(win)
+    win.add_account(ALICE)
+    win.show()
+    qtbot.waitExposed(win)
+    view = win.contacts_view
+    polished = Qt.WidgetAttribute.WA_WState_Polished
+    assert not view.isVisible() and view.ledger is None
+    qtbot.waitUntil(lambda: view.ledger is not None, timeout=3000)
+    assert not view.isVisible() and len(view.rows) == len(ledger)
+    assert view.title.text() == view.rows[0].aor  # the details built while hidden...
+    boxes = view.findChildren(QGroupBox)
+    assert boxes
+    qtbot.waitUntil(lambda: all(box.testAttribute(polished) for box in boxes), timeout=2000)
+    assert not view.isVisible()  # ...and polished, still hidden
+    win.tabs.setCurrentWidget(view)
+    assert view.isVisible() and view.selected_aor() == view.rows[0].aor
 
 
 def test_closing_the_window_says_so(qtbot: QtBot, window: MainWindow) -> None:
