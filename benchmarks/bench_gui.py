@@ -27,7 +27,8 @@ shows in every run, the machine's in some. The peers' processes (bob's agent, th
 at niceness ``BENCH_GUI_PEER_NICE`` (10): on this 2-core machine they stand in for machines of
 their own, so alice's threads go first when everything wants a CPU at once. Before
 dialling, each phone has been up long enough to build its spare call window
-(``ui.calls.CallManager.prepare_spare``), as it is before anyone dials.
+(``ui.calls.CallManager.prepare_spare``) and warm its hidden tabs
+(``ui.main_window.MainWindow.warm_hidden_tabs``), as it is before anyone dials.
 The phones run calls' media on the media thread, as the desktop phone does
 (softphone.media.thread). The floor beside them: the same ticker on an idle qasync loop. A
 ticker on the loop sleeps ``TICK`` s and records how late it wakes (the lag = stall), and from
@@ -691,6 +692,7 @@ async def gui_call(
             # As a person would: the phone has been up for a moment (its spare call window,
             # built at idle after start-up, is ready: ui.calls.CallManager.prepare_spare).
             await until(lambda p=phone: p.calls.spare is not None, "spare call window")
+            await until(lambda p=phone: p.window.warmed, "hidden tabs warmed")
         with timer:
             ticker.start()
             began, steal0 = time.monotonic(), machine_steal()

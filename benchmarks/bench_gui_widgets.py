@@ -224,7 +224,7 @@ def bench_main_window(app: Any) -> None:
     bridge.user_agents[ALICE] = SimpleNamespace(ledger=keeper, identity=own)  # type: ignore[assignment]
     window, manager = _main_window(app, bridge)
     window.refresh_contacts(ALICE)
-    window.warm_hidden_tabs()  # what the window does 1.5 s after it is first shown...
+    window.warm_hidden_tabs()  # what the phone does at idle after start-up...
     QTest.qWait(100)  # ...one tab page a turn
     bridge.call_started.emit(ALICE, FakeCall("c-1"), Protection.SIPSEC)
     bridge._deliver(ALICE, CallState("c-1", "outgoing", BOB, "established"))

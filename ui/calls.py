@@ -226,7 +226,7 @@ class CallManager(QObject):
         after each call): a window built mid-call would stall the event loop."""
         if self._closed:
             return
-        if self.spare is None and all(p.phase == "ended" for p in self.presenters.values()):
+        if self.spare is None and self._idle():
             spare = CallWindow()
             # What a first show() would otherwise do mid-call: polish every child widget
             # (style sheets, fonts), lay them out, and make the platform window.
@@ -237,6 +237,12 @@ class CallManager(QObject):
             spare.create()
             spare.grab()  # a paint nobody sees: Qt's caches warm (first paint 7.4 -> 5.3 ms)
             self.spare = spare
+        if self.window is not None and not self.window.warmed:  # in turns of their own
+            QTimer.singleShot(1, self, functools.partial(self.window.warm_hidden_tabs, self._idle))
+
+    def _idle(self) -> bool:
+        """No call going on, and the phone not closing: the time for work done ahead."""
+        return not self._closed and all(p.phase == "ended" for p in self.presenters.values())
 
     def prepare_spare_soon(self, delay_ms: int = 1000) -> None:
         """:meth:`prepare_spare` once the loop is idle again (a timer: nothing in between)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -24,7 +24,6 @@ from PySide6.QtGui import (
     QColor,
     QFontDatabase,
     QKeySequence,
-    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QComboBox,
@@ -67,9 +66,6 @@ from ui.presenters import (
 __all__ = ["MainWindow"]
 
 _ACCOUNT, _STATE, _CERTIFICATE = range(3)
-#: How long after the window is first shown the hidden tabs are warmed (after the account's
-#: engine has started and the spare call window is built: ui.calls.CallManager).
-WARM_AFTER_MS = 1500
 
 
 class MainWindow(QMainWindow):
@@ -113,12 +109,9 @@ class MainWindow(QMainWindow):
         self.contacts_view.installEventFilter(self)
         self.tabs.addTab(self._status_box(), "Status &log")
         layout.addWidget(self.tabs, 1)
-        #: Once, a while after the window is first shown: :meth:`warm_hidden_tabs`.
-        self._warm_timer = QTimer(self)
-        self._warm_timer.setSingleShot(True)
-        self._warm_timer.setInterval(WARM_AFTER_MS)
-        self._warm_timer.timeout.connect(self.warm_hidden_tabs)
-        self._warmed = False
+        #: Whether :meth:`warm_hidden_tabs` has done every hidden tab (and is doing it).
+        self.warmed = False
+        self._warming = False
         self.setCentralWidget(central)
         menu = self.menuBar().addMenu("&Phone")
         settings = QAction("&Settings…", self)
@@ -279,29 +272,27 @@ class MainWindow(QMainWindow):
         if self.contacts_view.isVisible():
             self._contacts_timer.start()
 
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802  # Qt's name
-        super().showEvent(event)
-        if not self._warmed and not self._warm_timer.isActive():
-            self._warm_timer.start()
-
-    def warm_hidden_tabs(self) -> None:
+    def warm_hidden_tabs(self, idle: Callable[[], bool] = lambda: True) -> None:
         """What the first showing of a tab would otherwise do mid-call, done while the phone
-        is idle after start-up: the contacts read in, every widget of the hidden tabs
-        polished (style, fonts), laid out, and painted once where nobody sees it. The
-        contacts tab first brought to the front took 28-47 ms before (issue 7: 20 ms)."""
-        self._warmed = True
+        is idle (the call manager asks, after start-up): the contacts read in, every widget
+        of the hidden tabs polished (style, fonts), laid out, and painted once where nobody
+        sees it; one tab per turn of the loop, and none once ``idle()`` is False (a call
+        began: the rest waits for the next idle time). The contacts tab first brought to
+        the front took 28-47 ms before (issue 7: 20 ms)."""
+        if self.warmed or self._warming or not idle():
+            return
+        self._warming = True
         if self._contacts_stale is not None or self.contacts_view.ledger is None:
             self.refresh_contacts(self._contacts_stale)
         pages = [self.tabs.widget(i) for i in range(self.tabs.count())]
-        self._warm_next(pages)
+        QTimer.singleShot(1, self, functools.partial(self._warm_next, pages, idle))
 
-    def _warm_next(self, pages: list[QWidget]) -> None:
-        """One page a turn (the contacts page takes ~40 ms here the first time), then the
-        next in a timer of its own: never two in one pass of the event loop."""
-        if not pages:
+    def _warm_next(self, pages: list[QWidget], idle: Callable[[], bool]) -> None:
+        if not pages or not idle():
+            self.warmed, self._warming = not pages, False
             return
         page, rest = pages[0], pages[1:]
-        QTimer.singleShot(1, self, functools.partial(self._warm_next, rest))
+        QTimer.singleShot(1, self, functools.partial(self._warm_next, rest, idle))
         if page is self.tabs.currentWidget():
             return  # on screen: Qt has done it
         page.ensurePolished()
