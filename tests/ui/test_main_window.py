@@ -178,6 +178,24 @@ def test_warming_stops_when_a_call_begins_and_resumes_at_the_next_idle_time(
     qtbot.waitUntil(lambda: win.warmed, timeout=5000)
 
 
+def test_warming_stops_between_two_tabs_when_the_phone_stops_being_idle(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    win, manager = _warm_window(qtbot, tmp_path)
+    manager.close_all()  # no warming of the manager's own in this test
+    asked: list[bool] = []
+
+    def idle() -> bool:  # idle for the start and the first tab, then a call begins
+        asked.append(len(asked) < 2)
+        return asked[-1]
+
+    win.warm_hidden_tabs(idle)
+    qtbot.waitUntil(lambda: not win._warming, timeout=2000)
+    assert asked == [True, True, False] and not win.warmed  # left undone
+    win.warm_hidden_tabs()
+    qtbot.waitUntil(lambda: win.warmed, timeout=2000)
+
+
 def test_closing_the_window_says_so(qtbot: QtBot, window: MainWindow) -> None:
     with qtbot.waitSignal(window.closed):
         window.close()
