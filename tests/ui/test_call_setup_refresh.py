@@ -249,10 +249,11 @@ def test_trust_dialog_is_opened_a_turn_after_it_is_built(
         task = asyncio.ensure_future(bridge.answer(ALICE, questions.self_signed))
         await asyncio.sleep(0)  # the task's first step: the dialog is built...
         assert len(built) == 1 and not built[0].isVisible() and shown == []
-        for _ in range(20):  # ...and opened on a later turn
-            await asyncio.sleep(0)
-            if shown:
-                break
+        # ...and opened on a later turn: after a timer (next_turn, 1 ms), so a count of
+        # zero sleeps is no bound (20 of them passed in under 1 ms once in CI); a time is.
+        async with asyncio.timeout(5):
+            while not shown:
+                await asyncio.sleep(0)
         assert shown == built and built[0].isVisible()
         assert bridge.open_dialogs == {ALICE: built[0]}
         built[0].once_button.click()
