@@ -355,7 +355,7 @@ class TrustDialogModel:
         if loud and report.fingerprint is not None:
             # The engine's message ends with both fingerprints inline ("Trusted: ... Now:
             # ..."); shown as a table instead, where they can be compared group by group.
-            problems = tuple(_without_fingerprints(m) for m in problems)
+            problems = tuple(_without_warning(_without_fingerprints(m)) for m in problems)
             comparison = (
                 *(("You chose to trust", fingerprint_groups(pin.sha256)) for pin in report.pinned),
                 ("Presented now", fingerprint_groups(report.fingerprint)),
@@ -402,6 +402,14 @@ class TrustDialogModel:
     def other_problems(self) -> tuple[str, ...]:
         """The problems beyond the headline (listed under it; the headline is the first)."""
         return self.problems[1:]
+
+
+def _without_warning(message: str) -> str:
+    """The engine's changed-certificate message without its leading "Warning: " (the
+    dialog's title already says it, in red, right above). The rest starts with a name
+    ("example.test's server …"), left as written."""
+    head, found, rest = message.partition("Warning: ")
+    return rest if found and not head else message
 
 
 def _without_fingerprints(message: str) -> str:

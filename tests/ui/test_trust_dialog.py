@@ -108,6 +108,9 @@ def test_changed_fingerprints_are_compared_side_by_side(qtbot: QtBot, questions:
         fingerprint_groups(report.fingerprint or b"").split(),
     ]
     assert "Trusted:" not in dialog.headline_label.text()
+    # "Warning" once, in the red title; the engine's message below it does not repeat it.
+    assert dialog.headline_label.text().startswith(f"{report.identity.value}'s server is")
+    assert label_texts(dialog).count("Warning") == 1
 
 
 def test_details_show_chain_and_fingerprints(qtbot: QtBot, questions: Questions) -> None:
