@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QPushButton,
     QSizePolicy,
     QStyle,
@@ -47,8 +48,14 @@ _QUIET_BANNER = (
 
 def _label(text: str, *, bold: bool = False, selectable: bool = False) -> QLabel:
     label = QLabel(text)
+    # Never squeezed below its height, and that height is the one for its width: a new
+    # policy drops the height-for-width flag setWordWrap sets, and the layout then gave
+    # each paragraph the height of its size hint, worked out at a narrower width (a blank
+    # line under "… is paused until you decide.", two under the note).
+    policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    policy.setHeightForWidth(True)
+    label.setSizePolicy(policy)
     label.setWordWrap(True)
-    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
     if bold:
         font = label.font()
         font.setBold(True)
@@ -80,6 +87,7 @@ class TrustDialog(QDialog):
         self.setFixedWidth(_WIDTH)
 
         layout = QVBoxLayout(self)
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)  # see _fit
         layout.addWidget(self._banner())
         if model.comparison:
             layout.addLayout(self._comparison())
@@ -129,6 +137,14 @@ class TrustDialog(QDialog):
         layout.addWidget(line)
         layout.addLayout(self._buttons())
         self._update_buttons()
+
+    def _fit(self) -> None:
+        """Exactly as high as the words need at the fixed width. Qt's own minimum works the
+        height out at a narrower width, where every paragraph wraps into more lines: the
+        dialog opened with 45-60 px of blank under the details button."""
+        height = self.heightForWidth(_WIDTH)
+        self.setMinimumHeight(height)
+        self.resize(_WIDTH, height)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -232,7 +248,7 @@ class TrustDialog(QDialog):
         )
         self.details_button.setText(_HIDE if shown else _SHOW)
         self._update_buttons()
-        self.adjustSize()
+        self._fit()
 
     def _update_buttons(self) -> None:
         offered = self.model.buttons(details_open=self.details_open)
@@ -241,6 +257,7 @@ class TrustDialog(QDialog):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802  # Qt's name
         super().showEvent(event)
+        self._fit()  # polished by now: the fonts the words are measured in are final
         self.reject_button.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
 
     def _choose(self, decision: TrustDecision) -> None:

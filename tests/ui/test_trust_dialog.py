@@ -240,3 +240,27 @@ def test_screenshots_at_100_and_200_percent(qapp: QApplication) -> None:
     heights = {path.stem: QImage(str(path)).height() for path in one}
     assert heights["trust-dialog-changed-details"] > heights["trust-dialog-changed"] + 100
     check_at_200_percent("tests.ui.trust_screens", one)
+
+
+@pytest.mark.parametrize("variant", ["wrong_name", "changed"])
+def test_the_dialog_is_as_tall_as_its_words_and_no_paragraph_gets_blank_lines(
+    qtbot: QtBot, questions: Questions, variant: str
+) -> None:
+    """Stop 15: the paragraphs made by ``_label`` lost the height-for-width flag (a new size
+    policy set after ``setWordWrap``), so the layout gave each the height of its size hint,
+    worked out at a narrower width: a blank line under "… is paused until you decide.", two
+    under the note; and the dialog's minimum height, worked out the same way, left 45-60 px
+    of blank under the details button. With the details closed and open."""
+    dialog = make(qtbot, getattr(questions, variant))
+    for details_open in (False, True):
+        if details_open:
+            QTest.mouseClick(dialog.details_button, Qt.MouseButton.LeftButton)
+            QApplication.processEvents()
+        assert dialog.height() == dialog.heightForWidth(dialog.width())
+        column = dialog.layout()
+        paragraphs = [column.itemAt(i).widget() for i in range(column.count())]
+        paragraphs = [p for p in paragraphs if isinstance(p, QLabel) and p.isVisible()]
+        assert paragraphs
+        for label in paragraphs:  # (a form's caption rightly takes its row's height)
+            needs = label.heightForWidth(label.width())
+            assert label.height() <= needs + 1, (label.text()[:40], label.height(), needs)
