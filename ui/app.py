@@ -24,6 +24,7 @@ from softphone.ua import (
     AccountError,
     CallHistory,
     ensure_instance_id,
+    hand_over_the_gil_promptly,
     load_account,
 )
 
@@ -96,6 +97,10 @@ class Phone:
         from ui.main_window import MainWindow
         from ui.tray import Tray
 
+        # Worker threads run Python beside this loop from the first call on (safety numbers,
+        # QR codes): at Python's 5 ms switch interval each hand-back of the GIL can cost the
+        # loop 5 ms (issue 7: the loop never stalls 20 ms).
+        hand_over_the_gil_promptly()
         self.bridge = EngineBridge()
         self.window = MainWindow(self.bridge)
         self.tray = Tray.create(self.window)

@@ -98,7 +98,7 @@ if TYPE_CHECKING:
         set_password,
     )
     from softphone.ua.trustgate import Answerer, TrustPolicy
-    from softphone.ua.turns import TURN, next_turn
+    from softphone.ua.turns import TURN, hand_over_the_gil_promptly, next_turn
     from softphone.ua.useragent import Backoff, UserAgent
 
 # name -> (module, name in that module)
@@ -168,6 +168,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "import_identity": ("softphone.ua.identity", "import_identity"),
     "load_account": ("softphone.ua.account", "load_account"),
     "next_turn": ("softphone.ua.turns", "next_turn"),
+    "hand_over_the_gil_promptly": ("softphone.ua.turns", "hand_over_the_gil_promptly"),
     "TURN": ("softphone.ua.turns", "TURN"),
     "parse_account": ("softphone.ua.account", "parse_account"),
     "play_test_tone": ("softphone.ua.audio", "play_test_tone"),
@@ -242,6 +243,7 @@ __all__ = [
     "fingerprint_sha256",
     "get_password",
     "get_secret",
+    "hand_over_the_gil_promptly",
     "import_identity",
     "load_account",
     "next_turn",

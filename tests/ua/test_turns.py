@@ -5,10 +5,14 @@ tests/ui/test_turns_qasync.py."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from softphone.ua import next_turn
+import pytest
+
+from softphone.ua import hand_over_the_gil_promptly, next_turn
+from softphone.ua.turns import SWITCH_INTERVAL
 
 
 def busy(seconds: float) -> None:
@@ -41,3 +45,16 @@ async def test_next_turn_lets_work_a_timer_woke_run_first() -> None:
 
 async def test_a_zero_sleep_does_not_which_is_why_next_turn_exists() -> None:
     assert await order_of(lambda: asyncio.sleep(0)) == ["second half", "woken"]
+
+
+def test_hand_over_the_gil_promptly_lowers_the_switch_interval_and_never_raises_it() -> None:
+    previous = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # Python's default
+        hand_over_the_gil_promptly()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        sys.setswitchinterval(SWITCH_INTERVAL / 2)  # lower already: left as it is
+        hand_over_the_gil_promptly()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL / 2)
+    finally:
+        sys.setswitchinterval(previous)

@@ -314,3 +314,23 @@ def test_closing_while_asking_dismisses_the_dialog(
             assert not decided.done()  # nobody answered: nothing was decided for the person
 
     run_in_qasync(scenario())
+
+
+def test_the_desktop_phone_hands_over_the_gil_promptly(
+    run_in_qasync: Callable[[Coroutine[Any, Any, None]], None], tmp_path: Path
+) -> None:
+    """Issue 7: worker threads run Python beside the phone's loop from the first call on
+    (safety numbers, QR codes), before any media thread lowers the switch interval; at
+    Python's 5 ms each hand-back of the GIL can cost the loop 5 ms."""
+    import sys
+
+    from softphone.ua.turns import SWITCH_INTERVAL
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        phone = Phone(history_path=tmp_path / "history.json")
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        run_in_qasync(phone.close())
+    finally:
+        sys.setswitchinterval(previous)
