@@ -29,7 +29,7 @@ The GIL: the media thread takes it back after every encode, send and receive, an
 wants it waits up to the interpreter's switch interval (5 ms by default) while another runs
 Python. With the window's thread busy in Python, that starved the media thread: 38 of 100
 packets sent in 2 s in one run here. Starting the media thread lowers the interval to
-:data:`SWITCH_INTERVAL` (1 ms: 100 of 100, jitter 1.8 ms instead of 6.8 ms;
+:data:`softphone.gil.SWITCH_INTERVAL` (1 ms: 100 of 100, jitter 1.8 ms instead of 6.8 ms;
 ``benchmarks/bench_audio.py``).
 """
 
@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["MediaThread", "shared_media_thread"]
+from softphone.gil import SWITCH_INTERVAL, hand_over_the_gil_promptly
+
+__all__ = ["SWITCH_INTERVAL", "MediaThread", "shared_media_thread"]
 
 T = TypeVar("T")
 
@@ -50,8 +51,6 @@ T = TypeVar("T")
 #: runs short media ticks: a wait this long means it is wedged, and the caller gets an error
 #: instead of a frozen window.
 CALL_TIMEOUT = 5.0
-#: The interpreter's switch interval once a media thread runs (see the module text).
-SWITCH_INTERVAL = 0.001
 
 
 class MediaThread:
@@ -73,8 +72,7 @@ class MediaThread:
             return self._loop
 
     def _start(self) -> None:
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
+        hand_over_the_gil_promptly()
         ready = threading.Event()
         loop = asyncio.new_event_loop()
 
