@@ -238,13 +238,48 @@ class CallbackTimer:
         self.every: list[tuple[float, float, float, str]] = []
         self.samples: dict[float, list[str]] = {}  # callback start -> stacks seen during it
         self.timeline: list[tuple[float, str]] = []  # (monotonic, main thread's stack)
+        #: (monotonic, {thread name: ns on a CPU so far}) of this process's other Python
+        #: threads, every sample: which of them ran during a lag (the GIL is one lock: a
+        #: thread of ours on a CPU can keep the loop's thread waiting for it)
+        self.threads: list[tuple[float, dict[str, int]]] = []
+        self._thread_fds: dict[int, int] = {}
         self._original: Callable[[Any], None] | None = None
         self._current: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _thread_cpu(self) -> dict[str, int]:
+        """ns on a CPU so far of every other Python thread (``/proc`` schedstat)."""
+        me = threading.get_ident()
+        seen: dict[str, int] = {}
+        for thread in threading.enumerate():
+            tid = thread.native_id
+            if thread.ident in (me, threading.main_thread().ident) or tid is None:
+                continue
+            fd = self._thread_fds.get(tid)
+            try:
+                if fd is None:
+                    fd = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
+                    self._thread_fds[tid] = fd
+                seen[f"{thread.name}#{tid}"] = int(os.pread(fd, 128, 0).split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+        return seen
+
+    def busy_threads(self, start: float, end: float) -> list[tuple[str, float]]:
+        """(thread, ms on a CPU) of the other Python threads between the samples around
+        ``start``..``end`` (5 ms apart, so the window is up to 10 ms wider)."""
+        before = [s for s in self.threads if s[0] <= start]
+        after = [s for s in self.threads if s[0] >= end]
+        if not before or not after:
+            return []
+        cpu0, cpu1 = before[-1][1], after[0][1]
+        used = [(name, (ns - cpu0.get(name, 0)) / 1e6) for name, ns in cpu1.items()]
+        return sorted(((n, ms) for n, ms in used if ms >= 0.5), key=lambda u: -u[1])
+
     def _sample(self, main: int) -> None:
         while not self._stop.wait(0.005):
+            self.threads.append((time.monotonic(), self._thread_cpu()))
             t0 = self._current
             frame = sys._current_frames().get(main)
             if frame is None:
@@ -289,6 +324,9 @@ class CallbackTimer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        for fd in self._thread_fds.values():
+            os.close(fd)
+        self._thread_fds.clear()
         if self._original is not None:
             setattr(asyncio.Handle, "_run", self._original)  # noqa: B010
 
@@ -425,8 +463,8 @@ def report(
             print(f"        {stacks.count(stack)}x {stack}")
     if not slow:
         print("    no asyncio callback took 10 ms or more (the stall was outside asyncio)")
-    for at, lag, _cpu, _wait, _steal in sorted(ticks, key=lambda t: -t[1])[:3]:
-        if lag <= 0.020:
+    for rank, (at, lag, _cpu, _wait, _steal) in enumerate(sorted(ticks, key=lambda t: -t[1])[:3]):
+        if rank and lag <= 0.020:  # the longest lag is always explained, the others over 20 ms
             break
         seen = [stack for t, stack in timer.timeline if at <= t <= at + lag]
         common = sorted(set(seen), key=seen.count, reverse=True)[:2]
@@ -445,6 +483,12 @@ def report(
             f"        callbacks {in_callbacks:.1f} ms in all; the rest was Qt's own work (paint,"
             " layout, its events), or the thread did not run"
         )
+        busy = timer.busy_threads(at, at + lag)
+        if busy:
+            print(
+                "        other threads of this process on a CPU meanwhile (the GIL is theirs "
+                "while they run Python): " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in busy)
+            )
         for t0, took, what in qt_events:  # BENCH_GUI_QT_EVENTS=1 (each includes its slots)
             if t0 < at + lag and t0 + took > at:
                 print(f"        Qt event {1000 * took:5.1f} ms: {what}")
