@@ -78,6 +78,11 @@ DEFAULT_UDP_KEEPALIVE_INTERVAL = 29.0
 #: this long) for the tunnel's call to get its answer: a TCP + TLS handshake and a REGISTER
 #: racing the nested TLS handshake for the CPU delay the call (benchmarks/bench_sipsec.py).
 TUNNEL_SETUP_GRACE = 2.0
+#: ... and, once it has its answer, this much longer: the answer's own work (the ACK, starting
+#: the media, the call window of a desktop phone) goes first, not beside a TCP + TLS handshake
+#: and a REGISTER on the same event loop (issue 7: the loop never stalls 20 ms during a call;
+#: benchmarks/bench_gui.py). A call that needs the new registration cuts the wait short.
+TUNNEL_SETTLE = 0.5
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class RegistrationUpkeep:
         _keepalive_on: Flow | None
         _maintain_task: asyncio.Task[None] | None
         _tunnel_busy: bool
+        _registration_waiters: int
         calls: list[Call]
 
         @property
@@ -276,9 +282,10 @@ class RegistrationUpkeep:
             self.state = RegistrationState.REGISTERING
             if flow.detached:
                 # draft-gurbani-sip-sipsec-01 §6.6: the flow became a sipsec tunnel and the
-                # proxy dropped its bindings: register again on a new connection as soon as
-                # the tunnel's call has its answer (bounded by TUNNEL_SETUP_GRACE).
-                await self._tunnel_setup_done(TUNNEL_SETUP_GRACE)
+                # proxy dropped its bindings: register again on a new connection once the
+                # tunnel's call has had its answer for TUNNEL_SETTLE (all in all no later than
+                # TUNNEL_SETUP_GRACE, so a call still ringing then does not keep us away).
+                await self._tunnel_setup_done(TUNNEL_SETUP_GRACE, TUNNEL_SETTLE)
                 if not await self._re_establish(flow.remote, announce=False):
                     return
                 continue
@@ -286,16 +293,27 @@ class RegistrationUpkeep:
             if not await self._re_establish(flow.remote):
                 return
 
-    async def _tunnel_setup_done(self, limit: float) -> None:
+    async def _tunnel_setup_done(self, limit: float, settle: float) -> None:
         """Wait until no end-to-end call is being set up (tunnel, trust check, INVITE not yet
-        answered), or ``limit`` seconds."""
+        answered), and ``settle`` seconds more when one of ours got its answer meanwhile; or
+        ``limit`` seconds in all. At once when a call is waiting for the registration
+        (:meth:`_wait_registered`).
+
+        A callee's tunnel is set up when its INVITE has come (the phone rings): it registers
+        again then, while the person decides, and is reachable again before the answer."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        while not self._closing and loop.time() < deadline:
-            setting_up = self._tunnel_busy or any(
-                c.phase is CallPhase.CALLING and c.end_to_end for c in self.calls
-            )
-            if not setting_up:
+        was_calling = False
+        answered_at: float | None = None  # when ours was first seen answered
+        while not self._closing and loop.time() < deadline and not self._registration_waiters:
+            calling = any(c.phase is CallPhase.CALLING and c.end_to_end for c in self.calls)
+            if calling:
+                was_calling, answered_at = True, None
+            elif was_calling and answered_at is None:
+                answered_at = loop.time()
+            if not (calling or self._tunnel_busy) and (
+                answered_at is None or loop.time() - answered_at >= settle
+            ):
                 return
             await asyncio.sleep(0.02)
 
@@ -342,14 +360,19 @@ class RegistrationUpkeep:
         flow.start_keepalive(interval, expect_pong=True if binding.outbound else None)
 
     async def _wait_registered(self, timeout: float = 30.0) -> None:
-        """Until registered on a live flow again (after a tunnel took the last one)."""
-        async with asyncio.timeout(timeout):
-            while not (
-                self.state is RegistrationState.REGISTERED
-                and self.flow is not None
-                and not self.flow.is_closed
-            ):
-                await asyncio.sleep(0.05)
+        """Until registered on a live flow again (after a tunnel took the last one); the new
+        registration no longer waits for the last call to settle (:data:`TUNNEL_SETTLE`)."""
+        self._registration_waiters += 1
+        try:
+            async with asyncio.timeout(timeout):
+                while not (
+                    self.state is RegistrationState.REGISTERED
+                    and self.flow is not None
+                    and not self.flow.is_closed
+                ):
+                    await asyncio.sleep(0.05)
+        finally:
+            self._registration_waiters -= 1
 
 
 def flow_transport(flow: Flow) -> AccountTransport:

@@ -269,6 +269,7 @@ class UserAgent(RegistrationUpkeep, CallDispatch):
         self.sipsec_policy = None if sipsec_policy is None else SipsecAccept(sipsec_policy)
         self.on_trace = on_trace
         self._tunnel_busy = False
+        self._registration_waiters = 0  # calls waiting for the registration (upkeep)
         self._tunnels: set[TunnelHost] = set()
         self._peer_identities: dict[Call, PeerIdentity] = {}
 

@@ -575,6 +575,33 @@ async def test_a_second_sipsec_call_right_after_the_first_waits_for_the_new_regi
     await second.hangup()
 
 
+async def test_a_call_placed_while_the_last_one_settles_registers_at_once(
+    party: Callable[..., Any], proxy: SipsecProxy, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new registration waits TUNNEL_SETTLE after the tunnel's answer (softphone/ua/
+    upkeep.py), unless a call needs it: here the settle and its bound are a minute, and the
+    second call still connects within the 10 s REREGISTER_WAIT."""
+    from softphone.ua import upkeep
+
+    monkeypatch.setattr(upkeep, "TUNNEL_SETTLE", 60.0)
+    monkeypatch.setattr(upkeep, "TUNNEL_SETUP_GRACE", 60.0)
+    alice = await party("alice@atlanta.test", lab.alice, TrustDecision.ALWAYS_TRUST)
+    await party("bob@biloxi.test", lab.bob, TrustDecision.ALWAYS_TRUST)
+    first = await alice.ua.call("sipsec:bob@biloxi.test", source=ToneSource(1000))
+    await first.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    await asyncio.sleep(0.3)
+
+    def alices() -> int:
+        return sum(1 for r in proxy.registers if "alice@" in str(r.headers.get("To")))
+
+    assert alices() == 1  # settling: alice has not registered again yet
+    await first.hangup()
+    second = await alice.ua.call("sipsec:bob@biloxi.test", source=ToneSource(1000))
+    await second.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    assert alices() == 2
+    await second.hangup()
+
+
 async def test_dtls_srtp_keyed_inside_the_tunnel_is_end_to_end(
     party: Callable[..., Any], proxy: SipsecProxy, lab: Lab
 ) -> None:
