@@ -128,3 +128,31 @@ def test_level_meter_and_silence() -> None:
     meter.write(ToneSource(1000, level=-6).read())
     assert meter.rms_dbfs == pytest.approx(-6 - 3.01, abs=0.1)  # sine RMS = peak - 3 dB
     assert meter.peak_dbfs == pytest.approx(-6, abs=0.1)
+
+
+def _sine(frequency: float, count: int, level: float = -12.0) -> array[int]:
+    amplitude, step = 32767 * 10 ** (level / 20), 2 * math.pi * frequency / 48000
+    return array("h", (int(amplitude * math.sin(step * i)) for i in range(count)))
+
+
+@pytest.mark.parametrize("frequency", [1000, 440, 697, 123.5])
+def test_tone_frames_are_one_phase_continuous_sine(frequency: float) -> None:
+    # Whole hertz are sliced from a precomputed cycle (1200 samples for 440 Hz: a frame
+    # starts anywhere in it); 123.5 Hz is computed sample by sample. The same samples.
+    tone = ToneSource(frequency)
+    frames = [tone.read() for _ in range(130)]
+    assert {len(f) for f in frames} == {2 * 960}
+    assert samples(b"".join(frames)) == _sine(frequency, 130 * 960)
+
+
+def test_a_whole_hertz_tone_computes_no_sine_per_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The media thread reads a frame every 20 ms beside the window's loop (issue 7): 960
+    # sin() calls in Python were ~0.7 ms of the GIL per frame.
+    tone = ToneSource(440)
+
+    def no_sine(_x: float) -> float:
+        raise AssertionError("sin() called for a frame")
+
+    monkeypatch.setattr(math, "sin", no_sine)
+    for _ in range(60):
+        tone.read()
