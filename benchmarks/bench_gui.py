@@ -79,6 +79,9 @@ REPEAT = int(os.environ.get("BENCH_GUI_REPEAT", "3"))
 QT_EVENTS = os.environ.get("BENCH_GUI_QT_EVENTS", "") == "1"
 #: (start monotonic, seconds, "event type -> receiver class") when QT_EVENTS
 qt_events: list[tuple[float, float, str]] = []
+#: the same for the outermost events of 0.2 ms or more (an event inside another's handling is
+#: part of that one): what the GUI thread's time in a lag went to, summed by kind
+qt_top_events: list[tuple[float, float, str]] = []
 #: (start monotonic, seconds, generation, thread name) of every collection by Python's cyclic
 #: GC of 1 ms or more: a collection runs inside whatever callback allocated last.
 gc_pauses: list[tuple[float, float, int, str]] = []
@@ -490,8 +493,21 @@ def report(
                 "while they run Python): " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in busy)
             )
         for t0, took, what in qt_events:  # BENCH_GUI_QT_EVENTS=1 (each includes its slots)
-            if t0 < at + lag and t0 + took > at:
+            if t0 < at + lag and t0 + took > at and took >= 0.002:
                 print(f"        Qt event {1000 * took:5.1f} ms: {what}")
+        top = [(took, what) for t0, took, what in qt_top_events if t0 < at + lag and t0 + took > at]
+        if top:
+            kinds: dict[str, float] = {}
+            for took, what in top:
+                kinds[what] = kinds.get(what, 0.0) + took
+            print(
+                f"        Qt events of 0.2 ms or more, outermost only: {len(top)}, "
+                f"{1000 * sum(t for t, _ in top):.1f} ms in all: "
+                + ", ".join(
+                    f"{what} {1000 * ms:.1f}"
+                    for what, ms in sorted(kinds.items(), key=lambda k: -k[1])[:6]
+                )
+            )
         for t0, took, generation, thread in gc_pauses:
             if t0 < at + lag and t0 + took > at:
                 print(
@@ -939,15 +955,22 @@ def _timed_application() -> Any:
     from PySide6.QtWidgets import QApplication
 
     class TimedApplication(QApplication):
+        depth = 0
+
         def notify(self, receiver: Any, event: Any) -> bool:
             t0 = time.monotonic()
+            TimedApplication.depth += 1
             try:
                 return bool(super().notify(receiver, event))
             finally:
+                TimedApplication.depth -= 1
                 took = time.monotonic() - t0
-                if took >= 0.002:
+                if took >= 0.002 or (TimedApplication.depth == 0 and took >= 0.0002):
                     kind = getattr(event.type(), "name", str(event.type()))
-                    qt_events.append((t0, took, f"{kind} -> {type(receiver).__name__}"))
+                    what = f"{kind} -> {type(receiver).__name__}"
+                    qt_events.append((t0, took, what))
+                    if TimedApplication.depth == 0:
+                        qt_top_events.append((t0, took, what))
 
     return TimedApplication([sys.argv[0]])
 
