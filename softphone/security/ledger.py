@@ -75,6 +75,7 @@ __all__ = [
     "EventKind",
     "HistoryEntry",
     "LedgerError",
+    "LedgerText",
     "Means",
     "Observation",
     "ObservationKind",
@@ -602,6 +603,10 @@ class TrustLedger:
         text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return (text + "\n").encode("utf-8")
 
+    def text(self) -> LedgerText:
+        """:meth:`to_bytes` again and again, each contact's JSON kept (:class:`LedgerText`)."""
+        return LedgerText(self)
+
     @classmethod
     def from_bytes(cls, data: bytes) -> TrustLedger:
         """Parse :meth:`to_bytes` output; anything else raises :class:`LedgerError`."""
@@ -657,3 +662,29 @@ def sync_pins(ledger: TrustLedger, aor: str, pins: PinStore, now: dt.datetime) -
         if pin.reason is PinReason.VERIFIED_SAFETY_NUMBER:
             changed = pins.remove(identity, pin.sha256) or changed
     return changed
+
+
+class LedgerText:
+    """:meth:`TrustLedger.to_bytes` of one ledger, byte for byte, each contact's JSON made once
+    and kept: after one contact changed (and :meth:`changed` was told) only its JSON is made
+    again. Encoding every contact took 9-11 ms with 500 contacts, on the event loop at every
+    sipsec call's set-up that records the peer's certificate (issue 7)."""
+
+    def __init__(self, ledger: TrustLedger) -> None:
+        self.ledger = ledger
+        self._texts: dict[str, str] = {}
+
+    def changed(self, aor: str) -> None:
+        """``aor``'s contact changed (or was added or removed) since the last :meth:`to_bytes`."""
+        self._texts.pop(normalise_aor(aor), None)
+
+    def to_bytes(self) -> bytes:
+        texts: dict[str, str] = {}
+        for contact in self.ledger:  # sorted by AOR, as json's sort_keys orders them
+            text = self._texts.get(contact.aor)
+            if text is None:
+                text = json.dumps(contact.to_json(), sort_keys=True, separators=(",", ":"))
+            texts[contact.aor] = text
+        self._texts = texts
+        body = ",".join(f"{json.dumps(aor)}:{text}" for aor, text in texts.items())
+        return f'{{"contacts":{{{body}}},"version":{LEDGER_FORMAT_VERSION}}}\n'.encode()

@@ -395,3 +395,32 @@ def test_what_we_send_and_what_we_require(
 ) -> None:
     assert sending_mode(account, contact) is send
     assert required_mode(account, contact) is require
+
+
+def _current(ledger: TrustLedger, aor: str) -> bytes:
+    fingerprint = ledger.contact(aor).current
+    assert fingerprint is not None
+    return fingerprint
+
+
+def test_ledger_text_is_to_bytes_after_changes_and_removals() -> None:
+    """LedgerText (what the user agent's keeper saves with) writes to_bytes' very bytes,
+    encoding again only the contacts it was told changed."""
+    ledger = TrustLedger()
+    people = [f"sip:p{i}@example.test" for i in range(6)]
+    for aor in people:
+        ledger.observe(aor, make_self_signed(cn=aor, uris=[aor]).cert, Seen.MANUAL, NOW)
+    text = ledger.text()
+    assert text.to_bytes() == ledger.to_bytes()
+    ledger.mark_verified(people[2], _current(ledger, people[2]), Means.SAFETY_NUMBER, NOW)
+    text.changed(people[2])
+    ledger.forget(people[4])
+    text.changed(people[4])
+    newcomer = "sips:new@example.test"
+    ledger.observe(newcomer, make_self_signed(cn="new", uris=[newcomer]).cert, Seen.SIPSEC, NOW)
+    text.changed(newcomer)  # any spelling of the AOR
+    assert text.to_bytes() == ledger.to_bytes()
+    assert TrustLedger.from_bytes(text.to_bytes()).state(people[2]) is ContactState.VERIFIED
+    # Not told: the old JSON of that contact stays (the keeper tells it every change).
+    ledger.mark_verified(people[3], _current(ledger, people[3]), Means.SAFETY_NUMBER, NOW)
+    assert text.to_bytes() != ledger.to_bytes()
