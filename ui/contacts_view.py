@@ -44,7 +44,15 @@ from typing import Any, Final, TypeVar
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QPixmap, QShowEvent
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontDatabase,
+    QPixmap,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -228,8 +236,15 @@ class AcceptChangeDialog(QDialog):
             self.accept()
 
 
+#: Narrower than this, the details go under the list: beside it they were ~350 px wide in the
+#: demo's split window, narrower than the S/MIME row and the certificate boxes, and scrolled
+#: sideways with every sentence cut at the edge.
+SIDE_BY_SIDE_WIDTH = 760
+
+
 class ContactsView(QWidget):
-    """List on the left, details on the right; :meth:`show_ledger` fills it."""
+    """List on the left, details on the right (under it when narrow: :data:`SIDE_BY_SIDE_WIDTH`);
+    :meth:`show_ledger` fills it."""
 
     #: The AOR whose S/MIME setting was saved (the ledger file holds it now).
     smime_saved = Signal(str)
@@ -400,6 +415,19 @@ class ContactsView(QWidget):
         self.panel_layout.addLayout(forget_row)
         self.panel_layout.addStretch(1)
         self._show_details(None)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802  # Qt's name
+        wanted = (
+            Qt.Orientation.Horizontal
+            if event.size().width() >= SIDE_BY_SIDE_WIDTH
+            else Qt.Orientation.Vertical
+        )
+        if self.splitter.orientation() is not wanted:
+            self.splitter.setOrientation(wanted)
+            # The list as high as a few contacts need; the details take the rest.
+            horizontal = wanted is Qt.Orientation.Horizontal
+            self.splitter.setSizes([400, 600] if horizontal else [150, 450])
+        super().resizeEvent(event)
 
     # -- filling ---------------------------------------------------------------------------
 

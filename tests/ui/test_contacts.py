@@ -79,6 +79,29 @@ def test_contacts_view_shows_words_colour_and_qr(qtbot: Any) -> None:
     assert view.list.topLevelItemCount() == 0 and view.empty.isVisibleTo(view)
 
 
+def test_a_narrow_view_puts_the_details_under_the_list_never_sideways(qtbot: Any) -> None:
+    """The demo's split window gave the contacts view ~600 px: beside the list, the details
+    were ~350 px wide, narrower than their widest row, and scrolled sideways with every
+    sentence cut at the edge ("You compared the safety number with this perso...")."""
+    from PySide6.QtCore import Qt
+
+    ledger, own = sample_ledger()
+    view = ContactsView()
+    qtbot.addWidget(view)
+    view.show_ledger(ledger, own)
+    view.select("sip:dave@example.test")  # the changed contact: the widest details
+    view.resize(600, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.splitter.orientation() == Qt.Orientation.Vertical
+    bar = view.scroller.horizontalScrollBar()
+    assert bar is not None and bar.maximum() == 0  # nothing to scroll sideways
+    assert view.scroller.widget().width() <= view.scroller.viewport().width()
+    view.resize(1000, 500)
+    qtbot.waitUntil(lambda: view.splitter.orientation() == Qt.Orientation.Horizontal)
+    assert view.list.width() < view.width() / 2 < view.scroller.width() + view.list.width()
+
+
 def test_a_refresh_that_changes_nothing_keeps_the_list_and_the_certificate_boxes(
     qtbot: Any,
 ) -> None:
