@@ -27,8 +27,8 @@ RUNS = 40
 
 
 def main() -> None:
+    from softphone.gil import SWITCH_INTERVAL
     from softphone.security.safety import iterated_digest
-    from softphone.ua.turns import SWITCH_INTERVAL
 
     key = bytes(range(91))  # an EC P-256 SubjectPublicKeyInfo is 91 bytes
 

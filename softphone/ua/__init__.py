@@ -21,6 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from softphone.gil import hand_over_the_gil_promptly
     from softphone.security.certificates import fingerprint_groups, fingerprint_sha256
     from softphone.security.ledger import (
         CertificateRecord,
@@ -98,7 +99,7 @@ if TYPE_CHECKING:
         set_password,
     )
     from softphone.ua.trustgate import Answerer, TrustPolicy
-    from softphone.ua.turns import TURN, hand_over_the_gil_promptly, next_turn
+    from softphone.ua.turns import TURN, next_turn
     from softphone.ua.useragent import Backoff, UserAgent
 
 # name -> (module, name in that module)
@@ -168,7 +169,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "import_identity": ("softphone.ua.identity", "import_identity"),
     "load_account": ("softphone.ua.account", "load_account"),
     "next_turn": ("softphone.ua.turns", "next_turn"),
-    "hand_over_the_gil_promptly": ("softphone.ua.turns", "hand_over_the_gil_promptly"),
+    "hand_over_the_gil_promptly": ("softphone.gil", "hand_over_the_gil_promptly"),
     "TURN": ("softphone.ua.turns", "TURN"),
     "parse_account": ("softphone.ua.account", "parse_account"),
     "play_test_tone": ("softphone.ua.audio", "play_test_tone"),

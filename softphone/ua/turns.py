@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from softphone.gil import SWITCH_INTERVAL, hand_over_the_gil_promptly
-
-__all__ = ["SWITCH_INTERVAL", "TURN", "hand_over_the_gil_promptly", "next_turn"]
+__all__ = ["TURN", "next_turn"]
 
 #: How long :func:`next_turn` waits: any delay puts the continuation behind the wake-ups
 #: that are already due.

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from softphone.gil import SWITCH_INTERVAL
 from softphone.ua import hand_over_the_gil_promptly, next_turn
-from softphone.ua.turns import SWITCH_INTERVAL
 
 
 def busy(seconds: float) -> None:

@@ -324,7 +324,7 @@ def test_the_desktop_phone_hands_over_the_gil_promptly(
     Python's 5 ms each hand-back of the GIL can cost the loop 5 ms."""
     import sys
 
-    from softphone.ua.turns import SWITCH_INTERVAL
+    from softphone.gil import SWITCH_INTERVAL
 
     previous = sys.getswitchinterval()
     sys.setswitchinterval(0.005)
