@@ -31,6 +31,7 @@ from cryptography import x509
 from softphone.security.ledger import (
     LEDGER_FORMAT_VERSION,
     LedgerError,
+    LedgerText,
     Observation,
     Seen,
     TrustLedger,
@@ -90,8 +91,9 @@ def load_ledger(path: str | os.PathLike[str], *, now: dt.datetime | None = None)
         raise CorruptLedgerError(target, kept, str(exc)) from exc
 
 
-def save_ledger(path: str | os.PathLike[str], ledger: TrustLedger) -> None:
-    """Write ``ledger`` atomically, readable by the user only."""
+def save_ledger(path: str | os.PathLike[str], ledger: TrustLedger | LedgerText) -> None:
+    """Write ``ledger`` atomically, readable by the user only (a :class:`LedgerText` writes
+    the same bytes, encoding again only the contacts it was told changed)."""
     atomic_write(path, ledger.to_bytes(), mode=0o600)
 
 

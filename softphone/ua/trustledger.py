@@ -36,7 +36,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from softphone.contacts import load_ledger
+from softphone.contacts import load_ledger, save_ledger
 from softphone.security.certificates import InvalidIdentityError
 from softphone.security.ledger import (
     Contact,
@@ -53,7 +53,7 @@ from softphone.security.ledger import (
 from softphone.security.pins import PinStoreError
 from softphone.security.safety import memoised_safety_number, safety_number
 from softphone.security.smime import ProtectionMode
-from softphone.storage import atomic_write, load_pin_store, save_pin_store
+from softphone.storage import load_pin_store, save_pin_store
 
 __all__ = ["LEDGER_STATES", "LedgerKeeper", "identity_state_of", "safety_number_off_loop"]
 
@@ -156,7 +156,7 @@ class LedgerKeeper:
         if text is None or text.ledger is not ledger:
             text = self._text = ledger.text()
         text.changed(changed)
-        atomic_write(self.ledger_path, text.to_bytes(), mode=0o600)
+        save_ledger(self.ledger_path, text)
 
     def state(self, aor: str) -> ContactState:
         """The contact's state (``claimed`` when unknown or the ledger is unreadable)."""

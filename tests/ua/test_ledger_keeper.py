@@ -98,7 +98,7 @@ def test_a_change_that_is_not_saved_is_never_served(
     def full_disk(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(trustledger, "atomic_write", full_disk)
+    monkeypatch.setattr(trustledger, "save_ledger", full_disk)
     with pytest.raises(OSError, match="No space"):
         keeper.mark_verified(BOB, Means.SAFETY_NUMBER)
     # The kept ledger was changed in memory, then not saved: it is not served any more.
