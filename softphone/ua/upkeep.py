@@ -42,7 +42,7 @@ from softphone.transport.flow import (
 from softphone.transport.locate import LocateError, ResolverConfig, Transport, locate
 from softphone.ua.account import Account, new_instance_id
 from softphone.ua.account import Transport as AccountTransport
-from softphone.ua.callstate import CallPhase
+from softphone.ua.callstate import CallDirection, CallPhase
 from softphone.ua.events import ConnectionLost, ConnectionRestored, Registered, RegistrationFailed
 from softphone.ua.registration import (
     Binding,
@@ -295,7 +295,7 @@ class RegistrationUpkeep:
 
     async def _tunnel_setup_done(self, limit: float, settle: float) -> None:
         """Wait until no end-to-end call is being set up (tunnel, trust check, INVITE not yet
-        answered), and ``settle`` seconds more when one of ours got its answer meanwhile; or
+        answered), and ``settle`` seconds more while an end-to-end call we placed goes on; or
         ``limit`` seconds in all. At once when a call is waiting for the registration
         (:meth:`_wait_registered`).
 
@@ -303,17 +303,24 @@ class RegistrationUpkeep:
         again then, while the person decides, and is reachable again before the answer."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        was_calling = False
-        answered_at: float | None = None  # when ours was first seen answered
+        settling_since: float | None = None  # set up, with a call of ours going on
         while not self._closing and loop.time() < deadline and not self._registration_waiters:
-            calling = any(c.phase is CallPhase.CALLING and c.end_to_end for c in self.calls)
-            if calling:
-                was_calling, answered_at = True, None
-            elif was_calling and answered_at is None:
-                answered_at = loop.time()
-            if not (calling or self._tunnel_busy) and (
-                answered_at is None or loop.time() - answered_at >= settle
-            ):
+            setting_up = self._tunnel_busy or any(
+                c.phase is CallPhase.CALLING and c.end_to_end for c in self.calls
+            )
+            ours = any(
+                c.end_to_end
+                and c.direction is CallDirection.OUTGOING
+                and c.phase is not CallPhase.ENDED
+                for c in self.calls
+            )
+            if setting_up:
+                settling_since = None
+            elif not ours:
+                return  # a callee, or a dial that failed: nothing of ours to let go first
+            elif settling_since is None:
+                settling_since = loop.time()
+            if settling_since is not None and loop.time() - settling_since >= settle:
                 return
             await asyncio.sleep(0.02)
 
