@@ -1,6 +1,8 @@
 """The interpreter's switch interval for a process whose event loop shares the GIL with
 threads that run Python: the media thread (softphone.media.thread) and, in the desktop phone,
-the worker threads of safety numbers and QR codes.
+the worker threads of QR codes. (Safety numbers are no longer among them: even at 1 ms, a
+worker's pure-Python rounds took half the GIL from the loop, so they now run on the loop in
+slices, :func:`softphone.ua.turns.run_in_slices`.)
 
 A thread that wants the GIL waits up to the switch interval (Python's default: 5 ms) while
 another runs Python. Measured here: with the media thread beside a window's thread busy in

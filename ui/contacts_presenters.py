@@ -9,10 +9,10 @@ with our own identity they also carry the safety number of the contact's current
 
 The details are made for one contact at a time, the one shown: :func:`contact_summary` (the
 certificates and the history: cheap) at once, :func:`contact_safety` (the safety number: an
-iterated hash, 12 ms per new key) in a worker thread by the view; :func:`safety_key` says
-when a number already worked out still applies. The contact's own S/MIME setting (RFC 3261
-§23.3, issue 6) is offered as :data:`SMIME_CHOICES`, in words, and explained by
-:func:`smime_explanation`.
+iterated hash, 12 ms per new key) once the view has had the halves worked out in slices;
+:func:`safety_key` says when a number already worked out still applies. The contact's own
+S/MIME setting (RFC 3261 §23.3, issue 6) is offered as :data:`SMIME_CHOICES`, in words, and
+explained by :func:`smime_explanation`.
 
 What a person can do to the ledger from the view, as ``softphone contacts`` can (issue 7:
 every capability of the engine reachable from the GUI): :func:`contact_actions` says which
@@ -304,8 +304,8 @@ def contact_safety(contact: Contact, own_identity: Any) -> SafetyView | None:
     """The safety number of ``contact``'s current certificate and ours, with its QR payload
     (UX.md "Safety number"); ``None`` when there is none (no identity of ours, no certificate
     of theirs, a key the number cannot be made from). An iterated hash (12 ms per new key
-    here; :mod:`softphone.security.safety` caches each half, thread-safe): the view calls it
-    in a worker thread."""
+    here; :mod:`softphone.security.safety` caches each half): the view first has both halves
+    worked out on the loop in slices (:func:`softphone.ua.safety_number_in_slices`)."""
     current = contact.current_record
     if own_identity is None or current is None:
         return None
@@ -328,7 +328,7 @@ def with_safety(details: ContactDetails, safety: SafetyView | None) -> ContactDe
 def contact_details(contact: Contact, own_identity: Any = None) -> ContactDetails:
     """Everything about ``contact``; ``own_identity`` (``.cert``, ``.aor``) adds the safety
     number of its current certificate and the QR payload of that number (at once: the view
-    works the number out in a worker thread instead)."""
+    works the halves out in slices first instead)."""
     return with_safety(contact_summary(contact), contact_safety(contact, own_identity))
 
 

@@ -7,9 +7,11 @@ Words and colour together (UX.md: never colour alone): the state column reads "â
 from :mod:`ui.contacts_presenters`.
 
 Issue 7 ("the event loop never stalls more than 20 ms during a call"): details are made only
-for the contact shown, when it is shown, and the two slow parts run in worker threads when an
-asyncio loop (qasync) is running: the safety number (an iterated hash, 12 ms per new key,
-``asyncio.to_thread``) and the QR code (segno, ~60 ms, :func:`ui.qr.qr_pixmap_async`). A
+for the contact shown, when it is shown, and the two slow parts are kept off the loop's
+callbacks when an asyncio loop (qasync) is running: the safety number (an iterated hash, 12 ms
+per new key, worked out on the loop a millisecond at a time,
+:func:`softphone.ua.safety_number_in_slices`) and the QR code (segno, in a worker thread,
+:func:`ui.qr.qr_pixmap_async`). A
 result is shown only if the same contact and number are still shown when it arrives; both are
 kept, so the refresh after every engine event redraws nothing. With no running loop (a
 picture, a test without qasync) they are made at once.
@@ -76,7 +78,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from softphone.ua import Contact, TrustLedger
+from softphone.ua import Contact, TrustLedger, safety_number_in_slices
 from softphone.ua.contacts import (
     CONTACT_ERRORS,
     LedgerError,
@@ -521,7 +523,10 @@ class ContactsView(QWidget):
 
     async def _work_out_safety(self, key: SafetyKey, contact: Contact, own: Any) -> None:
         try:
-            safety = await asyncio.to_thread(contact_safety, contact, own)
+            current = contact.current_record
+            if own is not None and current is not None:  # the halves, memoised, in slices
+                await safety_number_in_slices(own.cert, own.aor, current.certificate, contact.aor)
+            safety = contact_safety(contact, own)  # from the memo: no hashing
         except Exception:  # a bug, not a bad key (contact_safety answers None for that)
             log.exception("the safety number with %s could not be worked out", contact.aor)
             safety = None

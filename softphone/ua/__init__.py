@@ -99,6 +99,7 @@ if TYPE_CHECKING:
         set_password,
     )
     from softphone.ua.trustgate import Answerer, TrustPolicy
+    from softphone.ua.trustledger import safety_number_in_slices
     from softphone.ua.turns import TURN, next_turn
     from softphone.ua.useragent import Backoff, UserAgent
 
@@ -175,6 +176,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "play_test_tone": ("softphone.ua.audio", "play_test_tone"),
     "qr_png": ("softphone.security.safety", "qr_png"),
     "safety_number": ("softphone.security.safety", "safety_number"),
+    "safety_number_in_slices": ("softphone.ua.trustledger", "safety_number_in_slices"),
     "save_account": ("softphone.ua.account", "save_account"),
     "scan_devices": ("softphone.ua.audio", "scan_devices"),
     "set_password": ("softphone.ua.secrets", "set_password"),
@@ -252,6 +254,7 @@ __all__ = [
     "play_test_tone",
     "qr_png",
     "safety_number",
+    "safety_number_in_slices",
     "save_account",
     "scan_devices",
     "set_password",

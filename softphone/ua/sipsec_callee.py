@@ -144,7 +144,7 @@ async def _accept(  # noqa: PLR0917  # internal steps of one flow
     except IdentityError as exc:
         nested.close()
         raise SipsecCallError(f"refused: {exc}") from exc
-    warm = warm_safety_number(identity, chain, peer_aor)  # in a worker thread while we judge
+    warm = warm_safety_number(identity, chain, peer_aor)  # in slices while we judge
     tunnel_state(ua, tunnel_id, incoming, peer_aor, "tunnel-open", "", True)
     ua.ledger.pin_verified(peer_aor)
     verdict, report = await ua.gate.check_identity(

@@ -71,7 +71,7 @@ from softphone.sip.message import Request, Response
 from softphone.storage import load_pin_store
 from softphone.ua.callstate import CallError, CallPhase, ended_reason
 from softphone.ua.events import Event, PeerIdentity, SmimeStatus, TrustRequired
-from softphone.ua.trustledger import identity_state_of, safety_number_off_loop
+from softphone.ua.trustledger import identity_state_of, safety_number_in_slices
 
 if TYPE_CHECKING:
     from softphone.sdp.policy import Negotiated
@@ -410,7 +410,7 @@ class SmimeSupport:
 
     def _announce(self, signer: x509.Certificate, state: CallSmime, call_id: str) -> None:
         """The signer's identity and the safety number (``PeerIdentity``): at once when the
-        number is memoised, else once a worker thread has computed it (issue 7: 20 ms)."""
+        number is memoised, else once worked out on the loop in slices (issue 7: 20 ms)."""
         identity = self._identity()
         known: SafetyNumber | None = None
         with contextlib.suppress(ValueError, InvalidIdentityError):
@@ -420,7 +420,7 @@ class SmimeSupport:
             return
 
         async def later() -> None:
-            number = await safety_number_off_loop(
+            number = await safety_number_in_slices(
                 identity.cert, identity.aor, signer, state.peer_aor
             )
             self._emit_identity(signer, state, call_id, number)

@@ -26,7 +26,6 @@ still guard sipsec peers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -51,11 +50,12 @@ from softphone.security.ledger import (
     sync_pins,
 )
 from softphone.security.pins import PinStoreError
-from softphone.security.safety import memoised_safety_number, safety_number
+from softphone.security.safety import memoised_safety_number, safety_number_steps
 from softphone.security.smime import ProtectionMode
 from softphone.storage import load_pin_store, save_pin_store
+from softphone.ua.turns import run_in_slices
 
-__all__ = ["LEDGER_STATES", "LedgerKeeper", "identity_state_of", "safety_number_off_loop"]
+__all__ = ["LEDGER_STATES", "LedgerKeeper", "identity_state_of", "safety_number_in_slices"]
 
 log = logging.getLogger(__name__)
 
@@ -237,17 +237,18 @@ class LedgerKeeper:
         return contact
 
 
-async def safety_number_off_loop(
+async def safety_number_in_slices(
     own_cert: x509.Certificate, own_aor: str, peer_cert: x509.Certificate, peer_aor: str
 ) -> str | None:
     """The safety number of a call, without stalling the event loop (issue 7: 20 ms): the
-    memoised one at once, else computed in a worker thread (5200 x SHA-512 per new key,
-    ~12 ms here; the memo then serves every later call, contact view and QR code). ``None``
-    when an AOR is not a usable identity."""
+    memoised one at once, else worked out on the loop a millisecond at a time
+    (:func:`~softphone.ua.turns.run_in_slices`: 5200 x SHA-512 per new key, ~12 ms here;
+    the memo then serves every later call, contact view and QR code). ``None`` when an AOR
+    is not a usable identity."""
     with contextlib.suppress(ValueError, InvalidIdentityError):
         known = memoised_safety_number(own_cert, own_aor, peer_cert, peer_aor)
         if known is not None:
             return str(known)
-        number = await asyncio.to_thread(safety_number, own_cert, own_aor, peer_cert, peer_aor)
-        return str(number)
+        steps = safety_number_steps(own_cert, own_aor, peer_cert, peer_aor)
+        return str(await run_in_slices(steps))
     return None

@@ -29,7 +29,7 @@ from softphone.security.certificates import Identity, InvalidIdentityError, fing
 from softphone.security.identity import IdentityMaterial
 from softphone.security.ledger import ContactState, Seen
 from softphone.security.pins import PinReason, PinState
-from softphone.security.safety import local_half, safety_number
+from softphone.security.safety import local_half_steps, safety_number
 from softphone.security.trust import TrustReport
 from softphone.sip.dialog import DialogId, new_tag
 from softphone.sip.digest import (
@@ -57,8 +57,8 @@ from softphone.ua.call import Call, CallDirection, CallError, CallPhase
 from softphone.ua.events import Event, PeerIdentity, TrustRequired, TunnelState
 from softphone.ua.sound import AudioDevices
 from softphone.ua.timers import run_transaction_timers
-from softphone.ua.trustledger import identity_state_of, safety_number_off_loop
-from softphone.ua.turns import next_turn
+from softphone.ua.trustledger import identity_state_of, safety_number_in_slices
+from softphone.ua.turns import next_turn, run_in_slices
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -530,26 +530,26 @@ def record_in_ledger(
 def warm_safety_number(
     identity: IdentityMaterial, chain: Sequence[x509.Certificate], peer_aor: str
 ) -> asyncio.Future[str | None]:
-    """Start computing the call's safety number in a worker thread as soon as the nested
-    handshake has given the peer's certificate, while the trust check runs: when
+    """Start working out the call's safety number, on the loop in slices, as soon as the
+    nested handshake has given the peer's certificate, while the trust check runs: when
     :func:`emit_identity` asks, it is memoised (issue 7: the loop never stalls 20 ms)."""
     if not chain:
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
     return asyncio.ensure_future(
-        safety_number_off_loop(identity.cert, identity.aor, chain[0], peer_aor)
+        safety_number_in_slices(identity.cert, identity.aor, chain[0], peer_aor)
     )
 
 
 def warm_own_half(ua: UserAgent, identity: IdentityMaterial) -> None:
-    """Our half of every safety number, computed in a worker thread while the CONNECT is on
-    its way (memoised: once per identity), so that :func:`warm_safety_number` only has the
-    peer's half left to do once the handshake is over."""
+    """Our half of every safety number, worked out on the loop in slices while the CONNECT
+    is on its way (memoised: once per identity), so that :func:`warm_safety_number` only has
+    the peer's half left to do once the handshake is over."""
 
     async def warm() -> None:
         with contextlib.suppress(ValueError, InvalidIdentityError):
-            await asyncio.to_thread(local_half, identity.cert, identity.aor)
+            await run_in_slices(local_half_steps(identity.cert, identity.aor))
 
     task = asyncio.ensure_future(warm())
     ua._call_tasks.add(task)

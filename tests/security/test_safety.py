@@ -9,21 +9,26 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from softphone.security import safety
 from softphone.security.certificates import InvalidIdentityError
 from softphone.security.safety import (
     HALF_DIGEST_BYTES,
     ITERATIONS,
     QR_PREFIX,
+    ROUNDS_PER_STEP,
     SAFETY_NUMBER_VERSION,
     SafetyNumberFormatError,
     compare_scanned,
     digits_of,
     format_groups,
     iterated_digest,
+    iterated_digest_steps,
     local_half,
+    local_half_steps,
     parse_qr_payload,
     safety_number,
     safety_number_qr_payload,
+    safety_number_steps,
 )
 from tests.security.pki import make_ca, make_leaf, make_self_signed
 
@@ -99,6 +104,51 @@ def test_iterated_digest_matches_a_plain_restatement() -> None:
     assert iterated_digest(key, ident, version=1) == h
     assert iterated_digest(key, ident, version=2) != h
     assert iterated_digest(key, ident, version=1, iterations=ITERATIONS - 1) != h
+
+
+@pytest.mark.parametrize("rounds", [1, 7, 64, ITERATIONS - 1, ITERATIONS, ITERATIONS + 1])
+def test_iterated_digest_in_steps_is_the_same_digest(rounds: int) -> None:
+    """The phone works the digest out in steps on its loop (issue 7): the steps yield between
+    every ``rounds`` rounds, and end with the very bytes of the one-go digest."""
+    key, ident = b"\x02" * 91, b"sip:bob@biloxi.test"
+    steps = iterated_digest_steps(key, ident, version=1, rounds=rounds)
+    yields = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            digest = finished.value
+            break
+        yields += 1
+    assert digest == iterated_digest(key, ident, version=1)
+    assert yields == -(-ITERATIONS // rounds) - 1  # between the steps, never after the last
+
+
+def test_iterated_digest_steps_refuse_a_bad_version_or_step_at_the_first_step() -> None:
+    with pytest.raises(ValueError, match="16-bit"):
+        next(iterated_digest_steps(b"k", b"i", version=-1))
+    with pytest.raises(ValueError, match="positive"):
+        next(iterated_digest_steps(b"k", b"i", version=1, rounds=0))
+
+
+def test_halves_and_numbers_in_steps_equal_the_plain_ones_and_are_memoised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(safety, "_HALVES", {})  # nothing memoised: both halves are worked out
+    steps = safety_number_steps(ALICE.public_key(), ALICE_AOR, BOB.public_key(), BOB_AOR)
+    count = 0
+    with pytest.raises(StopIteration) as finished:
+        while True:
+            next(steps)
+            count += 1
+    assert str(finished.value.value) == ALICE_BOB_GROUPS
+    assert count == 2 * (-(-ITERATIONS // ROUNDS_PER_STEP) - 1)
+    # Memoised now: no step at all, the same half as local_half.
+    again = local_half_steps(BOB.public_key(), "sips:bob@example.test")
+    with pytest.raises(StopIteration) as at_once:
+        next(again)
+    assert at_once.value.value == local_half(BOB.public_key(), BOB_AOR)
+    assert at_once.value.value.digits == BOB_HALF
 
 
 def test_iterated_digest_rejects_a_version_beyond_16_bits() -> None:
