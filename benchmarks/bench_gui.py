@@ -245,6 +245,10 @@ class CallbackTimer:
         #: threads, every sample: which of them ran during a lag (the GIL is one lock: a
         #: thread of ours on a CPU can keep the loop's thread waiting for it)
         self.threads: list[tuple[float, dict[str, int]]] = []
+        #: (start, end, s of CPU, what) of every ``asyncio.to_thread`` job: the worker
+        #: threads' Python holds the GIL against the loop
+        self.jobs: list[tuple[float, float, float, str]] = []
+        self._to_thread: Any = None
         self._thread_fds: dict[int, int] = {}
         self._original: Callable[[Any], None] | None = None
         self._current: float | None = None
@@ -252,19 +256,26 @@ class CallbackTimer:
         self._thread: threading.Thread | None = None
 
     def _thread_cpu(self) -> dict[str, int]:
-        """ns on a CPU so far of every other Python thread (``/proc`` schedstat)."""
-        me = threading.get_ident()
+        """ns on a CPU so far of every other thread of this process (``/proc`` schedstat):
+        Python's threads by name, and the rest (qasync's ``_QThreadWorker`` that run
+        ``asyncio.to_thread`` work, Qt's pool) by the name the kernel knows them by."""
+        names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+        skip = {threading.get_native_id(), threading.main_thread().native_id}
         seen: dict[str, int] = {}
-        for thread in threading.enumerate():
-            tid = thread.native_id
-            if thread.ident in (me, threading.main_thread().ident) or tid is None:
+        for entry in os.listdir("/proc/self/task"):
+            tid = int(entry)
+            if tid in skip:
                 continue
             fd = self._thread_fds.get(tid)
             try:
                 if fd is None:
                     fd = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
                     self._thread_fds[tid] = fd
-                seen[f"{thread.name}#{tid}"] = int(os.pread(fd, 128, 0).split()[0])
+                name = names.get(tid)
+                if name is None:
+                    with open(f"/proc/self/task/{tid}/comm") as comm:
+                        name = comm.read().strip()
+                seen[f"{name}#{tid}"] = int(os.pread(fd, 128, 0).split()[0])
             except (OSError, IndexError, ValueError):
                 continue
         return seen
@@ -319,6 +330,21 @@ class CallbackTimer:
                 me.cpu.append((t0, cpu, _describe(handle)))
 
         setattr(asyncio.Handle, "_run", timed)  # noqa: B010 - patched for this process only
+        to_thread = self._to_thread = asyncio.to_thread
+
+        async def timed_to_thread(func: Callable[..., Any], /, *args: Any, **kw: Any) -> Any:
+            what = getattr(func, "__qualname__", repr(func))
+
+            def job() -> Any:
+                t0, c0 = time.monotonic(), time.thread_time()
+                try:
+                    return func(*args, **kw)
+                finally:
+                    me.jobs.append((t0, time.monotonic(), time.thread_time() - c0, what))
+
+            return await to_thread(job)
+
+        asyncio.to_thread = timed_to_thread  # the engine and the window call it by attribute
         self._thread = threading.Thread(target=self._sample, args=(main,), daemon=True)
         self._thread.start()
         return self
@@ -332,6 +358,8 @@ class CallbackTimer:
         self._thread_fds.clear()
         if self._original is not None:
             setattr(asyncio.Handle, "_run", self._original)  # noqa: B010
+        if self._to_thread is not None:
+            asyncio.to_thread = self._to_thread
 
 
 def _schedstat_reader() -> Callable[[], tuple[int, int]]:
@@ -492,6 +520,12 @@ def report(
                 "        other threads of this process on a CPU meanwhile (the GIL is theirs "
                 "while they run Python): " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in busy)
             )
+        for t0, t1, cpu, what in timer.jobs:
+            if t0 < at + lag and t1 > at:
+                print(
+                    f"        worker job (asyncio.to_thread) {1000 * (t1 - t0):5.1f} ms "
+                    f"({1000 * cpu:.1f} ms CPU) from +{t0 - began:5.2f} s: {what}"
+                )
         for t0, took, what in qt_events:  # BENCH_GUI_QT_EVENTS=1 (each includes its slots)
             if t0 < at + lag and t0 + took > at and took >= 0.002:
                 print(f"        Qt event {1000 * took:5.1f} ms: {what}")

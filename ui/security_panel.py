@@ -29,6 +29,14 @@ from ui.call_presenters import Level, SecurityPanelModel, SecurityRow
 
 log = logging.getLogger(__name__)
 
+#: Seconds between asking for the safety number's QR code and drawing it in a worker thread.
+#: segno's 10-15 ms of pure Python there hold the GIL against the loop half the time (at the
+#: 1 ms switch interval), so a callback beside it runs twice as long. Asked for by the
+#: ``PeerIdentity`` of a ``sipsec:`` call, it was drawn in the busiest turns of the set-up,
+#: 0.05-0.1 s before the 200 OK (issue 7, ``benchmarks/bench_gui.py``); a second later the
+#: call is talking or ringing, and the loop is idle between the ticks of its clock.
+QR_DELAY = 1.0
+
 
 def set_style(widget: QWidget, sheet: str) -> None:
     """``widget.setStyleSheet(sheet)`` only when it changes: each call re-parses and
@@ -157,7 +165,9 @@ class SecurityPanel(QGroupBox):
         self.qr.setToolTip("The safety number as a QR code: the other phone can scan it")
         self.qr.setVisible(False)
         self.qr_payload: bytes | None = None
-        self._qr_task: asyncio.Future[QPixmap] | None = None
+        self._qr_task: asyncio.Future[QPixmap | None] | None = None
+        #: How long after it is asked for the QR code is drawn: :data:`QR_DELAY`.
+        self.qr_delay = QR_DELAY
         self.safety_box = _box(self.safety_title, self.safety_number)
         self.safety_box.layout().addWidget(self.compare_button, 0, Qt.AlignmentFlag.AlignLeft)
         # The QR code beside the certificate and the number rather than below the title: the
@@ -230,9 +240,9 @@ class SecurityPanel(QGroupBox):
 
     def show_qr(self, payload: bytes | None) -> None:
         """Show the safety number's QR code (:mod:`ui.qr`); ``None`` hides it. With an
-        event loop running (the phone), segno draws it in a worker thread (~60 ms of pure
-        Python: issue 7, the loop never stalls 20 ms) and it appears when ready, if this
-        payload is still the one to show; without one (a bare widget), at once."""
+        event loop running (the phone), segno draws it in a worker thread :attr:`qr_delay`
+        after it is asked for, and it appears when ready if this payload is still the one to
+        show; without one (a bare widget), at once."""
         self.qr_payload = payload
         if payload is None:
             self.qr.clear()
@@ -248,18 +258,17 @@ class SecurityPanel(QGroupBox):
 
             self._set_qr(qr_pixmap(payload, scale=scale), ratio)
             return
-        from ui.qr import qr_pixmap_async
-
-        task = asyncio.ensure_future(qr_pixmap_async(payload, scale=scale))
+        task = asyncio.ensure_future(self._draw_qr(payload, scale))
         self._qr_task = task  # kept: a task nobody holds may be collected
 
-        def drawn(done: asyncio.Future[QPixmap]) -> None:
+        def drawn(done: asyncio.Future[QPixmap | None]) -> None:
             if done.cancelled():
                 return
             try:
-                if self.qr_payload != payload:
+                pixmap = done.result()
+                if pixmap is None or self.qr_payload != payload:
                     return  # another number (or none) is shown by now
-                self._set_qr(done.result(), ratio)
+                self._set_qr(pixmap, ratio)
             except RuntimeError:  # the panel was closed and deleted meanwhile
                 return
             except ValueError as exc:
@@ -267,6 +276,16 @@ class SecurityPanel(QGroupBox):
                 self.qr.setVisible(False)
 
         task.add_done_callback(drawn)
+
+    async def _draw_qr(self, payload: bytes, scale: int) -> QPixmap | None:
+        """The QR code of ``payload`` after :attr:`qr_delay`, or ``None`` when another one
+        (or none) is to be shown by then."""
+        from ui.qr import qr_pixmap_async
+
+        await asyncio.sleep(self.qr_delay)
+        if self.qr_payload != payload:
+            return None
+        return await qr_pixmap_async(payload, scale=scale)
 
     def _set_qr(self, pixmap: QPixmap, ratio: float) -> None:
         pixmap.setDevicePixelRatio(ratio)
