@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QWidget
 
 from softphone.ua import CallError, CallHistory
+from ui import trust_dialog
 from ui.bridge import EngineBridge
 from ui.call_presenters import CallPresenter, LadderModel, Level
 from ui.call_window import CallWindow
@@ -239,6 +240,11 @@ class CallManager(QObject):
             self.spare = spare
         if self.window is not None and not self.window.warmed:  # in turns of their own
             QTimer.singleShot(1, self, functools.partial(self.window.warm_hidden_tabs, self._idle))
+        QTimer.singleShot(1, self, self._warm_trust_dialog)
+
+    def _warm_trust_dialog(self) -> None:
+        if self._idle():
+            trust_dialog.warm_up()  # once per process
 
     def _idle(self) -> bool:
         """No call going on, and the phone not closing: the time for work done ahead."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import shiboken6
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QFontDatabase, QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton, QWidget
@@ -30,6 +30,7 @@ from tests.ua.test_call import FakeHost, incoming, incoming_invite
 from tests.ui import screens
 from tests.ui.screens import ALICE, BOB, FP, SAFETY, FakeCall
 from tests.ui.shots import check_at_200_percent
+from ui import trust_dialog
 from ui.bridge import EngineBridge
 from ui.call_presenters import CallPresenter, LadderModel
 from ui.call_window import CallWindow
@@ -572,6 +573,35 @@ def test_a_call_takes_the_spare_window_built_before_it_and_a_new_one_waits_for_t
     assert not h.manager._spare_timer.isActive()
     h.manager.prepare_spare()  # a timer that fired anyway builds nothing for a closed phone
     assert h.manager.spare is None
+
+
+def test_the_idle_phone_warms_the_trust_dialog_and_a_phone_in_a_call_does_not(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first trust dialog of a process took 12-24 ms to build (Qt's icon plugins, the
+    fixed font, the banner's style sheet), the next ones 2 ms: the call manager has one built
+    nobody sees while the phone is idle, not at a sipsec call's trust question (issue 7)."""
+    warmed: list[bool] = []
+    monkeypatch.setattr(trust_dialog, "warm_up", lambda: warmed.append(True) or True)
+    h = Harness(qtbot)
+    h.start(FakeCall("c-warm"), Protection.SIPS)
+    h.manager.prepare_spare()  # during a call: nothing
+    qtbot.wait(20)
+    assert warmed == []
+    h.feed(CallState("c-warm", "outgoing", BOB, "ended", "hung up"))
+    h.manager.prepare_spare()
+    qtbot.waitUntil(lambda: warmed == [True], timeout=5000)
+
+
+def test_warm_up_builds_one_dialog_nobody_sees_once_per_process(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trust_dialog.TrustDialog, "warmed", False)
+    assert trust_dialog.warm_up() is True
+    assert trust_dialog.warm_up() is False
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    left = [w for w in QApplication.topLevelWidgets() if isinstance(w, trust_dialog.TrustDialog)]
+    assert left == []  # deleted, never shown
 
 
 def test_a_spare_window_refuses_settings_it_does_not_have(qtbot: QtBot) -> None:

@@ -271,21 +271,21 @@ def test_a_stale_safety_number_is_not_shown(
 ) -> None:
     ledger, own = sample_ledger()
     slow = {BOB}
-    real = contacts_view.contact_safety
+    real = contacts_view.safety_number_in_slices
     release = asyncio.Event()
-    loop_holder: list[asyncio.AbstractEventLoop] = []
+    held_back: list[str] = []
 
-    def held(contact: Any, own_identity: Any) -> Any:  # runs in the worker thread
-        if contact.aor in slow:
-            asyncio.run_coroutine_threadsafe(release.wait(), loop_holder[0]).result(60)
-        return real(contact, own_identity)
+    async def held(own_cert: Any, own_aor: str, cert: Any, aor: str) -> str | None:
+        if aor in slow:  # Bob's number is still being worked out when Carol is shown
+            held_back.append(aor)
+            await release.wait()
+        return await real(own_cert, own_aor, cert, aor)
 
-    monkeypatch.setattr(contacts_view, "contact_safety", held)
+    monkeypatch.setattr(contacts_view, "safety_number_in_slices", held)
     view = ContactsView()
     qtbot.addWidget(view)
 
     async def scenario() -> None:
-        loop_holder.append(asyncio.get_running_loop())
         view.show_ledger(ledger, own)
         view.select(BOB)
         view.select(CAROL)
@@ -294,6 +294,7 @@ def test_a_stale_safety_number_is_not_shown(
         release.set()
         await view.settled()
         assert view.title.text() == CAROL and view.safety_number.text() == carol_number
+        assert held_back == [BOB]
 
     run_in_qasync(scenario())
 
