@@ -321,7 +321,8 @@ def memoised_safety_number(
     own_cert: PublicKeySource, own_aor: str, peer_cert: PublicKeySource, peer_aor: str
 ) -> SafetyNumber | None:
     """:func:`safety_number` when both halves are already memoised (no hashing, microseconds:
-    safe on an event loop), else ``None``: compute it in a worker thread then."""
+    safe on an event loop), else ``None``: work it out in slices then
+    (:func:`safety_number_steps`)."""
     with _HALVES_LOCK:
         own = _HALVES.get((_spki(own_cert), str(Identity.aor(own_aor))))
         peer = _HALVES.get((_spki(peer_cert), str(Identity.aor(peer_aor))))
