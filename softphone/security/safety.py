@@ -221,7 +221,7 @@ def local_half(cert: PublicKeySource, aor: str) -> SafetyNumberHalf:
 
 def local_half_steps(cert: PublicKeySource, aor: str) -> Generator[None, None, SafetyNumberHalf]:
     """:func:`local_half` in steps (:func:`iterated_digest_steps`); none for a memoised half.
-    A bad AOR raises at the first step."""
+    A bad AOR raises here, before any step."""
     return _half_steps(_spki(cert), str(Identity.aor(aor)))
 
 
