@@ -55,6 +55,7 @@ from ui.presenters import (
     describe_event,
     wrap_groups,
 )
+from ui.warming import polish_and_paint
 
 __all__ = ["MainWindow"]
 
@@ -288,13 +289,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(1, self, functools.partial(self._warm_next, rest, idle))
         if page is self.tabs.currentWidget():
             return  # on screen: Qt has done it
-        page.ensurePolished()
-        for child in page.findChildren(QWidget):
-            child.ensurePolished()
-        layout = page.layout()
-        if layout is not None:
-            layout.activate()
-        page.grab()
+        polish_and_paint(page)
 
     def _refresh_stale_contacts(self) -> None:
         if self._contacts_stale is not None:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from softphone.ua import TrustDecision
 from ui.presenters import ChainEntry, TrustButton, TrustDialogModel, wrap_groups
+from ui.warming import polish_and_paint
 
 __all__ = ["TrustDialog", "warm_up"]
 
@@ -317,11 +318,7 @@ def warm_up() -> bool:
         overridable=True,
     )
     dialog = TrustDialog(model)
-    dialog.ensurePolished()
-    for child in dialog.findChildren(QWidget):
-        child.ensurePolished()
-    dialog.layout().activate()
-    dialog.grab()  # a paint nobody sees
+    polish_and_paint(dialog)
     dialog.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical).pixmap(40, 40)
     dialog.deleteLater()
     return True
