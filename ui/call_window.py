@@ -55,6 +55,14 @@ NOT_ANSWERED = "Available once the call is answered"
 #: The level bars span LEVEL_FLOOR_DB..0 dBFS; below the floor reads "silent".
 LEVEL_FLOOR_DB = -60
 LEVEL_POLL_MS = 100
+#: How long after an engine event a shown call window shows it, apart from its phase line
+#: (:meth:`CallWindow.refresh`), with the event loop running: once for all the events that
+#: came meanwhile. At the answer of a call, four or five events come within 20-40 ms, and
+#: their refreshes (each followed by Qt's layout and paint of the window) ran in the same
+#: busy stretch of the loop as the 200 OK's own work: benchmarks/bench_gui.py's sipsec set-up
+#: had its longest tick at 19-20 ms (median of 16 calls, 5-8 of them over 20 ms); with the
+#: rest 30 ms later, 13-14 ms (1-3 over 20 ms). 30 ms is two frames at 60 Hz: nobody sees it.
+REFRESH_DELAY_MS = 30
 
 
 def level_words(dbfs: float) -> str:
@@ -87,6 +95,14 @@ def level_bar(name: str) -> tuple[QProgressBar, QLabel]:
     bar.setProperty("value_label", value)
     set_level(bar, -math.inf)
     return bar, value
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _has(call: Any, *names: str) -> bool:
@@ -176,6 +192,8 @@ class CallWindow(QWidget):
         self.unpainted: list[list[QWidget]] = []
         self._stage_on_show = False
         self._part_due = False
+        #: A refresh is waiting for its turn (:meth:`refresh`).
+        self.refresh_due = False
         #: "Hang up?" while it is asked (closing the window of a call still going on).
         self.hang_up_question: QMessageBox | None = None
         self._close_without_asking = False
@@ -224,7 +242,10 @@ class CallWindow(QWidget):
                 widget.setUpdatesEnabled(True)  # and update(): painted in the next paint
 
     def finish_painting(self) -> None:
-        """Paint every part in the next paint (what a screenshot wants at once)."""
+        """Show everything now and paint every part in the next paint (what a screenshot
+        wants at once)."""
+        if self.refresh_due:
+            self.refresh_now()
         while self.unpainted:
             self._paint_next_part()
 
@@ -317,7 +338,32 @@ class CallWindow(QWidget):
     # -- showing ---------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Show the presenter's current state (after each event)."""
+        """Show the presenter's current state (after each event).
+
+        A window on the screen, with the event loop running, shows the phase line ("In
+        call") at once and the rest :data:`REFRESH_DELAY_MS` later, once for every event
+        that came meanwhile (the security panel, the buttons, the levels): the engine's work
+        on a burst of events and the window's layout and paint then no longer run in one
+        busy stretch of the loop (issue 7: the loop never stalls 20 ms). An ended call, a
+        window not shown yet (the spare being bound) and a bare widget (no loop) are shown
+        whole at once."""
+        p = self.presenter
+        if p.phase != "ended" and self.isVisible() and _loop_running():
+            self.phase_label.setText(p.phase_words)
+            if not self.refresh_due:
+                self.refresh_due = True
+                # The window's timer: dropped with the window if it goes meanwhile.
+                QTimer.singleShot(REFRESH_DELAY_MS, self, self._refresh_later)
+            return
+        self.refresh_now()
+
+    def _refresh_later(self) -> None:
+        if self.refresh_due:  # not done meanwhile (finish_painting, an ended call)
+            self.refresh_now()
+
+    def refresh_now(self) -> None:
+        """Show the presenter's current state, all of it, now."""
+        self.refresh_due = False
         p = self.presenter
         self.phase_label.setText(p.phase_words)
         self.timer_label.setText(p.timer(self.clock()))

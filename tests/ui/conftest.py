@@ -108,3 +108,11 @@ def run_in_qasync(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, 
         shiboken6.delete(loop._timer)
         asyncio.set_event_loop(None)
         qapp.setQuitOnLastWindowClosed(quit_on_close)
+
+
+async def refreshed(*windows: Any) -> None:
+    """Wait until each call window has shown its last refresh in full (a shown window with a
+    loop running shows the rest of an event ``REFRESH_DELAY_MS`` after its phase line)."""
+    async with asyncio.timeout(5):
+        while any(window.refresh_due for window in windows):
+            await asyncio.sleep(0.005)

@@ -28,6 +28,7 @@ from softphone.ua.call import AUDIO_WORDS, CallPhase
 from softphone.ua.events import CallHeld, CallState, MediaStarted, PeerIdentity
 from tests.ua.test_call import FakeHost, incoming, incoming_invite
 from tests.ui import screens
+from tests.ui.conftest import refreshed
 from tests.ui.screens import ALICE, BOB, FP, SAFETY, FakeCall
 from tests.ui.shots import check_at_200_percent
 from ui import trust_dialog
@@ -519,6 +520,7 @@ def test_a_real_incoming_call_from_ringing_to_history(
         assert window.mic_bar.text() == "Muted"
         call.set_muted(False)  # from elsewhere (the agent): the window follows the engine
         await h.bridge.settled()  # engine events reach the widgets on the next loop turns
+        await refreshed(window)  # and the window shows them whole a moment later
         assert not window.mute_button.isChecked() and window.mute_button.text() == "&Mute"
         window.grab().save(str(tmp_path / "real-call.png"))
         click(window.hangup_button)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,10 +26,11 @@ from softphone.ua import TrustDecision
 from softphone.ua.events import CallState, PeerIdentity
 from softphone.ua.trustledger import LedgerKeeper
 from tests.transport import certs
-from tests.ui.conftest import Questions
+from tests.ui.conftest import Questions, refreshed
 from tests.ui.screens import ALICE, BOB, FP, SAFETY, sample_ledger, sipsec_call_events
 from ui.bridge import EngineBridge
 from ui.call_presenters import CallPresenter, SecurityPanelModel
+from ui.call_window import REFRESH_DELAY_MS, CallWindow
 from ui.main_window import MainWindow
 from ui.security_panel import SecurityPanel
 from ui.trust_dialog import TrustDialog
@@ -127,6 +129,70 @@ def test_fingerprint_and_safety_number_appear_laid_out(qtbot: QtBot) -> None:
     panel.show_model(calling)  # and they go again
     assert not panel.fingerprint.isVisibleTo(panel)
     assert not panel.safety_number.isVisibleTo(panel)
+
+
+# -- the call window ---------------------------------------------------------------------------
+
+
+def test_a_shown_window_shows_the_phase_at_once_and_the_rest_once_a_moment_later(
+    qtbot: QtBot, run_in_qasync: Runner
+) -> None:
+    events = sipsec_call_events("c-1")
+    presenter = CallPresenter("c-1", BOB, "outgoing")
+    for event in events[:4]:
+        presenter.apply(event, 0.0)
+    window = CallWindow(presenter)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.finish_painting()
+    assert window.security.audio.badge.text() == "NOT YET"
+
+    async def scenario() -> None:
+        updates = window.security.updates
+        began = time.monotonic()
+        for event in events[4:]:  # the answer: established, then the media
+            presenter.apply(event, 0.0)
+            window.refresh()
+            assert window.phase_label.text() == "In call"  # the phase line at once...
+        assert window.refresh_due
+        assert window.security.updates == updates  # ...the panel not yet
+        assert window.security.audio.badge.text() == "NOT YET"
+        await refreshed(window)
+        assert time.monotonic() - began >= REFRESH_DELAY_MS / 1000 * 0.9
+        assert window.security.updates == updates + 1  # once for both events
+        assert window.security.audio.words.text() == "Audio encrypted end to end"
+        presenter.apply(CallState("c-1", "outgoing", BOB, "ended", "bye"), 1.0)
+        window.refresh()  # an ended call is shown whole at once
+        assert not window.refresh_due
+        assert window.phase_label.text().startswith("Call ended")
+        assert window.windowTitle().endswith("(ended)")
+
+    run_in_qasync(scenario())
+
+
+def test_a_window_not_shown_yet_or_without_a_loop_is_refreshed_whole_at_once(
+    qtbot: QtBot, run_in_qasync: Runner
+) -> None:
+    events = sipsec_call_events("c-1")
+    presenter = CallPresenter("c-1", BOB, "outgoing")
+    for event in events:
+        presenter.apply(event, 0.0)
+    window = CallWindow(presenter)  # bound, not shown (the spare being bound)
+    qtbot.addWidget(window)
+
+    async def hidden() -> None:
+        window.refresh()
+        assert not window.refresh_due
+        assert window.security.audio.words.text() == "Audio encrypted end to end"
+
+    run_in_qasync(hidden())
+    window.show()
+    qtbot.waitExposed(window)
+    presenter.audio_words = "changed"  # no loop runs here: a bare widget
+    window.refresh()
+    assert not window.refresh_due
+    assert window.security.audio.words.text() == "changed"
 
 
 # -- the contacts pane ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from softphone.ua.account import SipsecAccept
 from softphone.ua.useragent import Backoff
 from tests.transport import certs
 from tests.ua.sipsec_proxy import PROXY_DOMAIN, SipsecProxy
+from tests.ui.conftest import refreshed
 from tests.ui.shots import cut_labels
 from ui.app import Phone
 from ui.call_window import CallWindow
@@ -120,6 +121,7 @@ def test_sipsec_call_between_two_gui_phones(
 
                 alice_window = await until(lambda: established(alice), "alice in call")
                 bob_window = await until(lambda: established(bob), "bob in call")
+                await refreshed(alice_window, bob_window)  # shown whole a moment later
                 for window in (alice_window, bob_window):
                     # The desktop phone's audio runs on the media thread, off this loop
                     # (ui.bridge: UserAgent(media_thread=True); softphone.media.thread).
