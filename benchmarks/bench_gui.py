@@ -69,7 +69,13 @@ sys.path.insert(0, str(ROOT))
 
 STARTS = 5
 TICK = 0.005
-TALK_SECONDS = 10.0
+#: Seconds of talk per call (BENCH_GUI_TALK): 1 measures many set-ups in little time.
+TALK_SECONDS = float(os.environ.get("BENCH_GUI_TALK", "10"))
+#: BENCH_GUI_ONLY=sipsec_call (names, comma-separated: cold_start, idle_floor, sips_call,
+#: sipsec_call): only those parts. With BENCH_GUI_REPEAT=16 BENCH_GUI_TALK=1, sixteen sipsec
+#: set-ups with bob an agent process in about a minute: enough calls to tell a change of a few
+#: ms from this shared machine's noise (docs/benchmarks.md, stop 18).
+ONLY = {name for name in os.environ.get("BENCH_GUI_ONLY", "").split(",") if name}
 _RUNS = itertools.count()
 #: How many times the calls with bob as an agent process are measured (BENCH_GUI_REPEAT).
 REPEAT = int(os.environ.get("BENCH_GUI_REPEAT", "3"))
@@ -580,9 +586,11 @@ def summary(label: str, runs: list[tuple[float, int, float]]) -> None:
     clean = sum(1 for _, over, _ in runs if over == 0)
     steal = ", ".join(f"{s:.0f}" for _, _, s in runs)
     least = min(m for m, _, _ in runs)
+    middle = statistics.median(m for m, _, _ in runs)
     print(
-        f"  {label}, {len(runs)} runs: max lag per run {maxes} ms (min {least:.1f} ms); "
-        f"{clean} of {len(runs)} runs with no tick over 20 ms; steal per run {steal} ms"
+        f"  {label}, {len(runs)} runs: max lag per run {maxes} ms (min {least:.1f} ms, median "
+        f"{middle:.1f} ms); {clean} of {len(runs)} runs with no tick over 20 ms; steal per run "
+        f"{steal} ms"
     )
 
 
@@ -1023,9 +1031,9 @@ def stalls() -> None:
     app.setQuitOnLastWindowClosed(False)
     print(f"(b) event-loop lag during a GUI call (ticker every {TICK * 1000:g} ms); target 20 ms")
     scenarios: list[Callable[[Path], Coroutine[Any, Any, None]]] = [
-        idle_floor,
-        sips_call,
-        sipsec_call,
+        scenario
+        for scenario in (idle_floor, sips_call, sipsec_call)
+        if not ONLY or scenario.__name__ in ONLY
     ]
     with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
         for scenario in scenarios:
@@ -1046,8 +1054,9 @@ def stalls() -> None:
 
 def main() -> None:
     print("shared 2-core machine: figures are from one run, read them as shapes")
-    cold_start()
-    print()
+    if not ONLY or "cold_start" in ONLY:
+        cold_start()
+        print()
     stalls()
 
 
