@@ -59,9 +59,9 @@ LEVEL_POLL_MS = 100
 #: (:meth:`CallWindow.refresh`), with the event loop running: once for all the events that
 #: came meanwhile. At the answer of a call, four or five events come within 20-40 ms, and
 #: their refreshes (each followed by Qt's layout and paint of the window) ran in the same
-#: busy stretch of the loop as the 200 OK's own work: benchmarks/bench_gui.py's sipsec set-up
-#: had its longest tick at 19-20 ms (median of 16 calls, 5-8 of them over 20 ms); with the
-#: rest 30 ms later, 13-14 ms (1-3 over 20 ms). 30 ms is two frames at 60 Hz: nobody sees it.
+#: busy stretch of the loop as the 200 OK's own work. benchmarks/bench_gui.py, sixteen sipsec
+#: set-ups a row, the longest tick of each: median 17-21 ms before, 12.6-14.5 ms after on the
+#: quieter rows (docs/benchmarks.md, stop 18). 30 ms is two frames at 60 Hz: nobody sees it.
 REFRESH_DELAY_MS = 30
 
 
