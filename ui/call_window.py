@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from softphone.ua import CallError
+from softphone.ua import CallError, running_loop
 from ui.call_presenters import CallPresenter, Level, keypad_digits
 from ui.security_panel import SecurityPanel, set_style
 
@@ -95,14 +95,6 @@ def level_bar(name: str) -> tuple[QProgressBar, QLabel]:
     bar.setProperty("value_label", value)
     set_level(bar, -math.inf)
     return bar, value
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _has(call: Any, *names: str) -> bool:
@@ -348,7 +340,7 @@ class CallWindow(QWidget):
         window not shown yet (the spare being bound) and a bare widget (no loop) are shown
         whole at once."""
         p = self.presenter
-        if p.phase != "ended" and self.isVisible() and _loop_running():
+        if p.phase != "ended" and self.isVisible() and running_loop() is not None:
             self.phase_label.setText(p.phase_words)
             if not self.refresh_due:
                 self.refresh_due = True

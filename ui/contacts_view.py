@@ -78,7 +78,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from softphone.ua import Contact, TrustLedger, safety_number_in_slices
+from softphone.ua import Contact, TrustLedger, running_loop, safety_number_in_slices
 from softphone.ua.contacts import (
     CONTACT_ERRORS,
     LedgerError,
@@ -160,15 +160,6 @@ def _label(text: str = "", *, selectable: bool = True, mono: bool = False) -> QL
     if mono:
         label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
     return label
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The asyncio loop running now (qasync's, in the app), or ``None`` (then work is done
-    at once: nothing would ever run a task)."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 class AcceptChangeDialog(QDialog):
@@ -514,7 +505,7 @@ class ContactsView(QWidget):
             self._show_details(details)
         elif key in self._safety:
             self._show_details(with_safety(details, self._safety[key]))
-        elif _running_loop() is None:
+        elif running_loop() is None:
             self._safety[key] = contact_safety(contact, self.own_identity)
             self._show_details(with_safety(details, self._safety[key]))
         else:
@@ -613,7 +604,7 @@ class ContactsView(QWidget):
             self._put_qr(kept, ratio)
             return
         self.qr.setVisible(False)  # until drawn: never the code of another number
-        if _running_loop() is None:
+        if running_loop() is None:
             try:
                 pixmap = qr_pixmap(payload, scale=wanted[1])
             except ValueError as exc:
@@ -675,7 +666,7 @@ class ContactsView(QWidget):
             return
         aor = details.row.aor
         self.smime_error.setVisible(False)
-        if _running_loop() is None:
+        if running_loop() is None:
             try:
                 ledger = save_contact_smime(path, aor, preference)
             except (LedgerError, OSError) as exc:
@@ -848,7 +839,7 @@ class ContactsView(QWidget):
         if self._saving:
             return
         self._say("")
-        if _running_loop() is None:
+        if running_loop() is None:
             try:
                 result = work()
             except CONTACT_ERRORS as exc:

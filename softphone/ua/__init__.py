@@ -100,7 +100,7 @@ if TYPE_CHECKING:
     )
     from softphone.ua.trustgate import Answerer, TrustPolicy
     from softphone.ua.trustledger import safety_number_in_slices
-    from softphone.ua.turns import TURN, next_turn
+    from softphone.ua.turns import TURN, next_turn, running_loop
     from softphone.ua.useragent import Backoff, UserAgent
 
 # name -> (module, name in that module)
@@ -170,6 +170,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "import_identity": ("softphone.ua.identity", "import_identity"),
     "load_account": ("softphone.ua.account", "load_account"),
     "next_turn": ("softphone.ua.turns", "next_turn"),
+    "running_loop": ("softphone.ua.turns", "running_loop"),
     "hand_over_the_gil_promptly": ("softphone.gil", "hand_over_the_gil_promptly"),
     "TURN": ("softphone.ua.turns", "TURN"),
     "parse_account": ("softphone.ua.account", "parse_account"),
@@ -253,6 +254,7 @@ __all__ = [
     "parse_account",
     "play_test_tone",
     "qr_png",
+    "running_loop",
     "safety_number",
     "safety_number_in_slices",
     "save_account",

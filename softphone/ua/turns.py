@@ -16,13 +16,22 @@ import time
 from collections.abc import Generator
 from typing import TypeVar
 
-__all__ = ["SLICE", "TURN", "next_turn", "run_in_slices"]
+__all__ = ["SLICE", "TURN", "next_turn", "run_in_slices", "running_loop"]
 
 _T = TypeVar("_T")
 
 #: How long :func:`next_turn` waits: any delay puts the continuation behind the wake-ups
 #: that are already due.
 TURN = 0.001
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running now (qasync's, in the desktop phone), or ``None`` (a bare
+    widget in a test, a script: then work is done at once, since nothing would run it later)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 async def next_turn() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from softphone.gil import SWITCH_INTERVAL
 from softphone.ua import hand_over_the_gil_promptly, next_turn, turns
-from softphone.ua.turns import run_in_slices
+from softphone.ua.turns import run_in_slices, running_loop
 
 
 def busy(seconds: float) -> None:
@@ -118,3 +118,16 @@ async def test_run_in_slices_passes_a_steps_error_on() -> None:
 
     with pytest.raises(ValueError, match="not an AOR"):
         await run_in_slices(failing(), slice_seconds=0)
+
+
+def test_running_loop_is_the_loop_inside_it_and_none_outside() -> None:
+    assert running_loop() is None
+
+    async def inside() -> asyncio.AbstractEventLoop | None:
+        return running_loop()
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(inside()) is loop
+    finally:
+        loop.close()
