@@ -47,6 +47,7 @@ from softphone.ua import (
     Unregistered,
     fingerprint_sha256,
     next_turn,
+    running_loop,
 )
 from ui.presenters import TrustDialogModel
 from ui.trust_dialog import TrustDialog
@@ -134,9 +135,8 @@ class EngineBridge(QObject):
         one event a turn, and ``TURN`` (1 ms) apart so that what a timer woke meanwhile runs
         in between (softphone.ua.next_turn). Without a running loop (a bare widget test), at
         once."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = running_loop()
+        if loop is None:
             self._deliver(aor, event)
             return
         self._pending.append((aor, event))

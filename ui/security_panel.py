@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from softphone.ua import running_loop
 from ui.call_presenters import Level, SecurityPanelModel, SecurityRow
 
 log = logging.getLogger(__name__)
@@ -251,9 +252,7 @@ class SecurityPanel(QGroupBox):
         # Two device pixels per module at 100%, drawn at the screen's scale (no blurry zoom).
         ratio = max(1.0, self.devicePixelRatioF())
         scale = max(2, round(2 * ratio))
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if running_loop() is None:
             from ui.qr import qr_pixmap
 
             self._set_qr(qr_pixmap(payload, scale=scale), ratio)

@@ -62,6 +62,7 @@ from softphone.ua import (
     export_identity_certificate,
     import_identity,
     play_test_tone,
+    running_loop,
     save_account,
     scan_devices,
     set_password,
@@ -531,9 +532,7 @@ class SettingsDialog(QDialog):
         if self.meter is None:
             self.meter_poll.stop()
             return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # the dialog outlived its event loop: close the device now
+        if running_loop() is None:  # the dialog outlived its event loop: close the device now
             meter, self.meter = self.meter, None
             self.meter_poll.stop()
             set_level(self.input_level, float("-inf"))
