@@ -116,13 +116,18 @@ class CallManager(QObject):
         presenter = self._presenter_for_call(aor, call)
         if isinstance(protection, Protection):
             presenter.protection = protection
-        # Bound in this turn, shown in a later one: the dialling task's last step no longer
-        # carries the window's show() (~3 ms, its platform window and ~150 widgets' show
-        # events) on top of the binding (issue 7: the loop never stalls 20 ms). Until then
-        # the window counts as shown, so a call that ends at once still shows how it ended.
-        self.open_call_window(presenter.call_id, show=False)
-        self._showing.add(presenter.call_id)
-        QTimer.singleShot(1, self, functools.partial(self._show_later, presenter.call_id))
+        self._open_in_two_turns(presenter.call_id)
+
+    def _open_in_two_turns(self, call_id: str) -> CallWindow:
+        """The call's window bound in this turn, shown in a later one: the turn that binds it
+        (the dialling task's last step, the answer's event) no longer carries the window's
+        show() (~3 ms, its platform window and ~150 widgets' show events) on top of the
+        binding (issue 7: the loop never stalls 20 ms). Until then the window counts as
+        shown, so a call that ends at once still shows how it ended."""
+        window = self.open_call_window(call_id, show=False)
+        self._showing.add(call_id)
+        QTimer.singleShot(1, self, functools.partial(self._show_later, call_id))
+        return window
 
     def _show_later(self, call_id: str) -> None:
         if call_id in self._showing:
@@ -174,7 +179,7 @@ class CallManager(QObject):
             and event.state == "established"
             and call_id not in self.windows
         ):
-            self.open_call_window(call_id)
+            self._open_in_two_turns(call_id)  # answered with no click that opened it: auto-answer
         for view in (self.windows.get(call_id), self.incoming.get(call_id)):
             if view is not None:
                 view.refresh()
@@ -202,7 +207,7 @@ class CallManager(QObject):
         call = self.calls.get(call_id)
         if call is None:
             return
-        window = self.open_call_window(call_id)
+        window = self._open_in_two_turns(call_id)  # the click's turn also starts the answer
 
         async def answer() -> None:
             try:

@@ -182,6 +182,27 @@ def test_a_dialled_calls_window_is_bound_at_once_and_shown_in_a_later_turn(
     qtbot.waitUntil(window.isVisible, timeout=2000)
 
 
+def test_an_answered_calls_window_is_bound_at_once_and_shown_in_a_later_turn(
+    qtbot: QtBot,
+) -> None:
+    """The same for the callee: the click on Accept also starts the answer, and a call
+    answered with no click (auto-answer) opens its window in the answer's event, beside the
+    engine's work on the ACK and the media (issue 7: the loop never stalls 20 ms)."""
+    h = Harness(qtbot)
+    clicked = FakeCall("c-accepted", peer=BOB, incoming=True)
+    h.feed(CallState("c-accepted", "incoming", BOB, "ringing"))
+    h.bridge.incoming_call.emit(ALICE, clicked)
+    h.manager.incoming["c-accepted"].accept_button.click()
+    auto = "c-auto"
+    h.feed(CallState(auto, "incoming", BOB, "established"))
+    windows = [h.manager.windows["c-accepted"], h.manager.windows[auto]]
+    assert clicked.actions == ["answer"]
+    for window in windows:
+        assert window.windowTitle() == f"Call with {BOB}" and not window.isVisible()
+    qtbot.waitUntil(lambda: all(w.isVisible() for w in windows), timeout=2000)
+    assert windows[1].phase_label.text() == "In call"
+
+
 def test_a_dialled_call_that_ends_before_its_window_shows_still_shows_how_it_ended(
     qtbot: QtBot,
 ) -> None:

@@ -238,7 +238,8 @@ def test_incoming_shows_how_the_caller_is_known_and_accepts(qtbot: QtBot) -> Non
     click(dialog.accept_button)
     assert call.actions == ["answer"]
     assert not h.ringtone.ringing and not dialog.isVisible()
-    assert h.manager.windows["c-in"].isVisible()
+    window = h.manager.windows["c-in"]  # bound in the click's turn, shown in a later one
+    qtbot.waitUntil(window.isVisible, timeout=2000)
 
 
 @pytest.mark.parametrize("how", ["button", "escape"])
