@@ -83,6 +83,10 @@ TUNNEL_SETUP_GRACE = 2.0
 #: and a REGISTER on the same event loop (issue 7: the loop never stalls 20 ms during a call;
 #: benchmarks/bench_gui.py). A call that needs the new registration cuts the wait short.
 TUNNEL_SETTLE = 0.5
+#: A callee whose tunnel is set up registers again while its phone rings and the person
+#: decides, once it has rung this long: an answer that comes sooner (auto-answer) is a call
+#: of ours like a placed one, and its own work goes first (TUNNEL_SETTLE).
+RING_QUIET = 0.25
 
 
 @dataclass(frozen=True)
@@ -295,32 +299,45 @@ class RegistrationUpkeep:
 
     async def _tunnel_setup_done(self, limit: float, settle: float) -> None:
         """Wait until no end-to-end call is being set up (tunnel, trust check, INVITE not yet
-        answered), and ``settle`` seconds more while an end-to-end call we placed goes on; or
-        ``limit`` seconds in all. At once when a call is waiting for the registration
-        (:meth:`_wait_registered`).
+        answered), and ``settle`` seconds more while an end-to-end call of ours goes on (one
+        we placed, or one we answered); or ``limit`` seconds in all. At once when a call is
+        waiting for the registration (:meth:`_wait_registered`).
 
         A callee's tunnel is set up when its INVITE has come (the phone rings): it registers
-        again then, while the person decides, and is reachable again before the answer."""
+        again once it has rung :data:`RING_QUIET`, while the person decides, and is reachable
+        again before the answer. Answered sooner (auto-answer), the call settles first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         settling_since: float | None = None  # set up, with a call of ours going on
+        ringing_since: float | None = None  # an incoming call rings, nothing of ours goes on
         while not self._closing and loop.time() < deadline and not self._registration_waiters:
+            now = loop.time()
             setting_up = self._tunnel_busy or any(
                 c.phase is CallPhase.CALLING and c.end_to_end for c in self.calls
             )
             ours = any(
                 c.end_to_end
-                and c.direction is CallDirection.OUTGOING
                 and c.phase is not CallPhase.ENDED
+                and (c.direction is CallDirection.OUTGOING or c.phase is CallPhase.ESTABLISHED)
+                for c in self.calls
+            )
+            ringing = any(
+                c.end_to_end
+                and c.direction is CallDirection.INCOMING
+                and c.phase is CallPhase.RINGING
                 for c in self.calls
             )
             if setting_up:
                 settling_since = None
+            elif ringing and not ours:  # a person deciding (or an auto-answer on its way)
+                ringing_since = now if ringing_since is None else ringing_since
+                if now - ringing_since >= RING_QUIET:
+                    return
             elif not ours:
-                return  # a callee, or a dial that failed: nothing of ours to let go first
+                return  # a dial that failed, a call declined: nothing of ours to let go first
             elif settling_since is None:
-                settling_since = loop.time()
-            if settling_since is not None and loop.time() - settling_since >= settle:
+                settling_since = now
+            if settling_since is not None and now - settling_since >= settle:
                 return
             await asyncio.sleep(0.02)
 
