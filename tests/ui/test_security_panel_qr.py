@@ -6,7 +6,9 @@ turns, and appears only if it is still the code to show."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -103,6 +105,7 @@ def test_the_code_is_drawn_a_while_after_it_is_asked_for_and_only_the_last_one(
         return real_qr_png(payload, **kwargs)
 
     monkeypatch.setattr(ui.qr, "qr_png", qr_png)
+    monkeypatch.setattr(ui.qr, "_DRAWN", OrderedDict())  # none drawn lately
     panel = _panel(qtbot)
     assert panel.qr_delay == QR_DELAY >= 0.5
 
@@ -115,3 +118,54 @@ def test_the_code_is_drawn_a_while_after_it_is_asked_for_and_only_the_last_one(
         assert drawn[0][0] - asked >= QR_DELAY
 
     run_in_qasync(scenario())
+
+
+def test_a_code_drawn_lately_is_not_drawn_again(
+    qtbot: QtBot,
+    run_in_qasync: Callable[[Coroutine[Any, Any, None]], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both ends of a call show the same code: the demo's two phones (one process) ask for it
+    together, and segno draws it once, in one worker, not twice side by side holding the GIL
+    against the loop (issue 7). A caller that goes away meanwhile leaves it to the other."""
+    drawn: list[tuple[bytes, str]] = []
+    real_qr_png = ui.qr.qr_png
+
+    def qr_png(payload: bytes, **kwargs: Any) -> bytes:
+        drawn.append((payload, threading.current_thread().name))
+        time.sleep(0.05)  # still being drawn when the others ask
+        return real_qr_png(payload, **kwargs)
+
+    monkeypatch.setattr(ui.qr, "qr_png", qr_png)
+    monkeypatch.setattr(ui.qr, "_DRAWN", OrderedDict())
+    panels = [_panel(qtbot), _panel(qtbot), _panel(qtbot)]
+    for panel in panels:
+        panel.qr_delay = 0.0
+
+    async def scenario() -> None:
+        for panel in panels:
+            panel.show_qr(PAYLOAD)
+        await asyncio.sleep(0.01)
+        gone = panels.pop()._qr_task
+        assert gone is not None
+        gone.cancel()  # its window closed while the code was being drawn
+        await _until(lambda: all(not p.qr.pixmap().isNull() for p in panels))
+        assert [payload for payload, _ in drawn] == [PAYLOAD]
+        assert drawn[0][1].startswith("qr")  # the one drawing worker, not the loop's thread
+        panels[0].show_qr(None)
+        panels[0].show_qr(PAYLOAD)
+        assert panels[0].qr.pixmap().isNull()
+        await _until(lambda: not panels[0].qr.pixmap().isNull())
+        assert [payload for payload, _ in drawn] == [PAYLOAD]  # drawn lately: not again
+        ratio = max(1.0, panels[0].devicePixelRatioF())
+        expected = qr_pixmap(PAYLOAD, scale=max(2, round(2 * ratio))).toImage()
+        assert all(p.qr.pixmap().toImage() == expected for p in panels)
+
+    run_in_qasync(scenario())
+
+
+def test_the_drawing_worker_is_running_before_the_first_code_is_asked_for() -> None:
+    """Starting a thread makes the caller wait until it runs (milliseconds on a loaded
+    machine): the first code is asked for on the loop, mid-call, so the worker was started
+    at start-up (when ui.qr is imported)."""
+    assert any(thread.name.startswith("qr") for thread in threading.enumerate())
