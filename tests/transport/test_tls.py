@@ -471,3 +471,31 @@ def test_without_half_close_the_peers_close_ends_sending(established: tuple[Side
     server.feed(client.conn.data_to_send())
     with pytest.raises(TLSStateError):
         server.conn.send(b"too late")
+
+
+def test_equal_configs_share_one_context_whatever_the_server_name(
+    ca: Identity, server_id: Identity, alice: Identity
+) -> None:
+    """A new registration flow after each sipsec tunnel, and each call's nested TLS, make a
+    new config equal to the last: its context (certificates and key loaded) is not built
+    again on the event loop (issue 7). Anything else that differs gets its own context."""
+    first = client_cfg(ca, alice)
+    again = client_cfg(ca, alice)
+    elsewhere = TLSConfig.client(
+        "registrar.example.com",
+        trust_anchors=(ca.cert,),
+        certificate_chain=alice.chain,
+        private_key=alice.key,
+    )
+    assert first is not again
+    assert first.shared_context is again.shared_context is elsewhere.shared_context
+    other_anchors = TLSConfig.client(SERVER, certificate_chain=alice.chain, private_key=alice.key)
+    assert other_anchors.shared_context is not first.shared_context
+    assert client_cfg(ca).shared_context is not first.shared_context  # no certificate
+    # The SNI is the connection's: each still sends its own name.
+    for cfg, name in ((first, SERVER), (elsewhere, "registrar.example.com")):
+        client = Side(TLSConnection(cfg))
+        server = Side(TLSConnection(server_cfg(ca, issue(ca, name))))
+        client.conn.start_handshake()
+        pump(client, server)
+        assert server.complete is not None and server.complete.server_name == name
