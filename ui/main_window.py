@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.presenters: dict[str, AccountPresenter] = {}
         self.items: dict[str, QTreeWidgetItem] = {}
+        self._shown: dict[str, AccountView] = {}  # what each row shows (_show)
         self.setWindowTitle("Softphone")
         self.resize(820, 600)
 
@@ -314,6 +315,9 @@ class MainWindow(QMainWindow):
         self.contacts_view.show_ledger(ledger, identity, problem, path, pins_path=pins)
 
     def _show(self, view: AccountView) -> None:
+        if self._shown.get(view.aor) == view:
+            return  # most engine events (a call's) change nothing of the account: 0.3 ms
+        self._shown[view.aor] = view
         item = self.items[view.aor]
         item.setText(_STATE, f"● {view.state}")
         item.setForeground(_STATE, QBrush(QColor(view.colour)))
