@@ -110,13 +110,15 @@ class CallHistory:
         self, path: Path | None = None, *, max_entries: int = MAX_ENTRIES, background: bool = False
     ) -> None:
         """``background``: :meth:`save` hands the file write to a worker thread (the GUI: the
-        event loop must not wait for a disk's fsync, issue 7); :meth:`flush` waits for it."""
+        event loop must not wait for a disk's fsync, issue 7), which writes the changes of
+        :data:`WRITE_DELAY` at once; :meth:`flush` waits for it (and does not wait the
+        delay)."""
         self.path = path if path is not None else default_history_path()
         self.max_entries = max_entries
         self.entries: list[HistoryEntry] = []
         #: What went wrong with the file, in words ("" when nothing did).
         self.problem = ""
-        self._writer = _Writer(self._write) if background else None
+        self._writer = _Writer(self._write, delay=WRITE_DELAY) if background else None
 
     @classmethod
     def load(
@@ -261,19 +263,32 @@ def _entry_text(entry: HistoryEntry) -> str:
     return json.dumps(entry.to_json(), ensure_ascii=False)
 
 
+#: How long the background writer gathers changes before it writes: a call's set-up changes
+#: its entry four or five times in a few hundred ms, and each write (JSON and an fsync in the
+#: writer thread, 1-4 ms on a CPU) took the GIL from the event loop in the set-up's busiest
+#: turns (issue 7). A crash loses at most this much of the newest changes.
+WRITE_DELAY = 0.5
+
+
 class _Writer:
     """Writes a history's snapshots in a worker thread, newest first: a snapshot that is
-    overtaken before the thread gets to it is dropped (the file only ever needs the last one).
-    Each write is still atomic (:func:`softphone.storage.atomic_write`: temporary file, fsync,
-    rename), so a crash leaves the previous or the new file, never half of one. The thread is
-    started by the first snapshot and then waits for the next (starting a thread makes the
-    caller wait until it runs: milliseconds on a loaded machine, on the event loop)."""
+    overtaken before the thread gets to it is dropped (the file only ever needs the last one);
+    the thread waits ``delay`` after the first change before it writes, so that a burst of
+    changes is written once. Each write is still atomic (:func:`softphone.storage.atomic_write`:
+    temporary file, fsync, rename), so a crash leaves the previous or the new file, never half
+    of one. The thread is started by the first snapshot and then waits for the next (starting
+    a thread makes the caller wait until it runs: milliseconds on a loaded machine, on the
+    event loop)."""
 
-    def __init__(self, write: Callable[[tuple[HistoryEntry, ...]], None]) -> None:
+    def __init__(
+        self, write: Callable[[tuple[HistoryEntry, ...]], None], *, delay: float = 0.0
+    ) -> None:
         self._write = write
+        self._delay = delay
         self._cond = threading.Condition()
         self._pending: tuple[HistoryEntry, ...] | None = None
         self._busy = False
+        self._hurry = False  # flush() waits: no delay
         self._thread: threading.Thread | None = None
 
     def submit(self, entries: tuple[HistoryEntry, ...]) -> None:
@@ -288,8 +303,9 @@ class _Writer:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending is not None)
-                entries, self._pending = self._pending, None
                 self._busy = True
+                self._cond.wait_for(lambda: self._hurry, self._delay)  # the rest of the burst
+                entries, self._pending = self._pending, None
             try:
                 if entries is not None:
                     self._write(entries)
@@ -302,4 +318,11 @@ class _Writer:
 
     def flush(self, timeout: float | None = None) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+            self._hurry = True
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(
+                    lambda: self._pending is None and not self._busy, timeout
+                )
+            finally:
+                self._hurry = False

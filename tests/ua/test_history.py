@@ -203,6 +203,47 @@ def test_background_save_writes_the_newest_snapshot_and_drops_overtaken_ones(
     assert history.flush(10) and CallHistory.load(path).entries[0].call_id == "c9"
 
 
+def test_a_burst_of_changes_is_written_once_after_the_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's set-up changes its entry four or five times in a few hundred ms: one write
+    (JSON and an fsync in the writer thread, beside the event loop's busiest turns: issue 7),
+    WRITE_DELAY after the first change, without anyone flushing. flush() does not wait it."""
+    import time
+
+    from softphone.ua import history as history_module
+
+    written: list[list[str]] = []
+    real = history_module.atomic_write
+
+    def counted(path: Path, data: bytes) -> None:
+        written.append([e["outcome"] for e in json.loads(data)["entries"]])
+        real(path, data)
+
+    monkeypatch.setattr(history_module, "atomic_write", counted)
+    monkeypatch.setattr(history_module, "WRITE_DELAY", 0.3)
+    history = CallHistory(tmp_path / "history.json", background=True)
+    began = time.monotonic()
+    for n, phase in enumerate(("calling", "ringing", "established")):
+        history.record(state("c1", phase), at(n))
+        time.sleep(0.05)
+    assert written == []  # gathering
+    deadline = time.monotonic() + 10
+    while not written and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert time.monotonic() - began >= 0.3
+    time.sleep(0.1)
+    assert len(written) == 1  # once, with the newest state
+    loaded = CallHistory.load(tmp_path / "history.json").entries[0]
+    assert loaded.answered == at(2)  # the established state: the newest
+    history.record(state("c1", "ended", "hung up"), at(9))
+    hurried = time.monotonic()
+    assert history.flush(10)
+    assert time.monotonic() - hurried < 0.3  # flush() does not wait the delay
+    assert len(written) == 2
+    assert CallHistory.load(tmp_path / "history.json").entries[0].duration == 7.0
+
+
 def test_a_background_save_failure_is_reported_not_raised(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
