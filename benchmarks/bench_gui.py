@@ -23,9 +23,11 @@ audio both ways, then alice hangs up from the call window. Each call is measured
 bob a second GUI phone in this process (one loop carries both ends: the worst case), and with
 bob ``softphone agent --auto-answer`` in a process of his own (as a second phone is: alice's
 loop carries her phone only), that one ``BENCH_GUI_REPEAT`` times (3): a stall that is ours
-shows in every run, the machine's in some. The peers' processes (bob's agent, the proxies) run
-at niceness ``BENCH_GUI_PEER_NICE`` (10): on this 2-core machine they stand in for machines of
-their own, so alice's threads go first when everything wants a CPU at once. Before
+shows in every run, the machine's in some. ``BENCH_GUI_HERE`` (1) is how many times the call
+with both phones in this process is measured (the demo's layout). The peers' processes (bob's
+agent, the proxies) run at niceness ``BENCH_GUI_PEER_NICE`` (10): on this 2-core machine they
+stand in for machines of their own, so alice's threads go first when everything wants a CPU
+at once. Before
 dialling, each phone has been up long enough to build its spare call window
 (``ui.calls.CallManager.prepare_spare``) and warm its hidden tabs
 (``ui.main_window.MainWindow.warm_hidden_tabs``), as it is before anyone dials.
@@ -79,6 +81,9 @@ ONLY = {name for name in os.environ.get("BENCH_GUI_ONLY", "").split(",") if name
 _RUNS = itertools.count()
 #: How many times the calls with bob as an agent process are measured (BENCH_GUI_REPEAT).
 REPEAT = int(os.environ.get("BENCH_GUI_REPEAT", "3"))
+#: How many times the calls with both phones in this process (the demo's layout) are measured
+#: (BENCH_GUI_HERE; 0 skips them).
+HERE = int(os.environ.get("BENCH_GUI_HERE", "1"))
 #: BENCH_GUI_QT_EVENTS=1: time every Qt event delivered on the GUI thread (a QApplication whose
 #: notify() is Python, which slows every event: a diagnostic, not a figure) and list the ones
 #: of 2 ms or more inside the longest lags: what "Qt's own work" was (paint, layout, expose).
@@ -871,7 +876,8 @@ async def sips_call(workdir: Path) -> None:
             for user in ("alice", "bob")
         ]
         dial = f"sips:bob@{server.domain}"
-        await gui_call("sips: via Kamailio, both phones here", accounts, dial, workdir)
+        label = "sips: via Kamailio, both phones here"
+        summary(label, [await gui_call(label, accounts, dial, workdir) for _ in range(HERE)])
         bob = PeerAgent(
             "\n".join(
                 [
@@ -922,7 +928,8 @@ async def sipsec_call(workdir: Path) -> None:
             for who in ("alice@atlanta.test", "bob@biloxi.test")
         ]
         dial = "sipsec:bob@biloxi.test"
-        await gui_call("sipsec: via the test proxy, both phones here", accounts, dial, workdir)
+        label = "sipsec: via the test proxy, both phones here"
+        summary(label, [await gui_call(label, accounts, dial, workdir) for _ in range(HERE)])
         label = "sipsec: via the test proxy, bob an agent process"
         runs = [
             await gui_call(

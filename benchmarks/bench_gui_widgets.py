@@ -25,11 +25,14 @@ with the max over those runs and the very first (cold) run beside it:
     (contacts not on screen), then ``processEvents()`` (zero-delay timers and the paint).
     Then the contacts tab brought to the front (what a deferred refresh costs when it comes),
     after ``MainWindow.warm_hidden_tabs`` (done at idle after start-up).
-(d) The call window at dialling: ``call_started`` (the presenter, the spare window bound and
-    shown: ``CallManager.open_call_window``), then ``processEvents()`` (its first paint), then
-    each later turn that paints one more part of it (``CallWindow.unpainted``: the security
-    panel, then the keypad); the spare is prepared untimed before each run, as the manager
-    does when no call is going on.
+(d) The call window at dialling: ``call_started`` (the presenter, the spare window bound:
+    ``CallManager.open_call_window``), the later turn that shows it
+    (``CallManager._show_later``), then ``processEvents()`` (its first paint), then each later
+    turn that paints one more part of it (``CallWindow.unpainted``: the security panel, then
+    the keypad); the spare is prepared untimed before each run, as the manager does when no
+    call is going on. Then bob's side of a ``sipsec:`` call answered at once (auto-answer):
+    the established ``CallState`` delivered after the call's earlier events (the presenter
+    has its peer's identity and safety number), which binds the spare.
 (e) The history list (``MainWindow.show_history``, what each call event that changes the
     call's entry does) with 100 and 500 calls in the history: one entry changed, then a new
     call on top with the oldest dropped; each + ``processEvents()``.
@@ -262,11 +265,13 @@ def bench_main_window(app: Any) -> None:
 
 
 def bench_call_window(app: Any) -> None:
-    from tests.ui.screens import ALICE, FakeCall
+    import dataclasses
+
+    from tests.ui.screens import ALICE, FakeCall, sipsec_call_events
     from ui.bridge import EngineBridge
     from ui.presenters import Protection
 
-    print("(d) the call window at dialling (spare prepared beforehand)")
+    print("(d) the call window at dialling and at an auto-answer (spare prepared beforehand)")
     bridge = EngineBridge()
     window, manager = _main_window(app, bridge)
 
@@ -277,22 +282,32 @@ def bench_call_window(app: Any) -> None:
         manager.windows.clear()
         manager.presenters.clear()
         manager.calls.clear()
+        manager._showing.clear()
         app.processEvents()
         manager.prepare_spare()
 
     def started(i: int) -> None:
         bridge.call_started.emit(ALICE, FakeCall(f"d-{i}"), Protection.SIPSEC)
 
+    def shown(i: int) -> None:  # the later turn (a 1 ms timer): show()
+        manager._show_later(f"d-{i}")
+
     def paint(_: int) -> None:
         app.processEvents()
 
-    timed("call_started: bind + show", started, setup=fresh)
-    timed("then processEvents: the first paint", paint, setup=lambda i: (fresh(i), started(i)))
+    timed("call_started: the spare bound", started, setup=fresh)
+    timed("the later turn: show()", shown, setup=lambda i: (fresh(i), started(i)))
+    timed(
+        "then processEvents: the first paint",
+        paint,
+        setup=lambda i: (fresh(i), started(i), shown(i)),
+    )
     for part in ("security panel", "keypad"):
 
         def earlier_turns(i: int, left: int = 2 if part == "security panel" else 1) -> None:
             fresh(i)
             started(i)
+            shown(i)
             app.processEvents()
             while len(manager.windows[f"d-{i}"].unpainted) > left:
                 app.processEvents()
@@ -303,6 +318,28 @@ def bench_call_window(app: Any) -> None:
             app.processEvents()
 
         timed(f"then the turns that paint the {part}", turn, setup=earlier_turns)
+
+    # bob's side of a sipsec call answered at once (auto-answer): every event up to the
+    # answer has come (no window yet); the established CallState binds the spare.
+    def incoming(i: int) -> list[Any]:
+        return [
+            dataclasses.replace(event, direction="incoming")
+            if hasattr(event, "direction")
+            else event
+            for event in sipsec_call_events(f"a-{i}")
+        ]
+
+    def answered_so_far(i: int) -> None:
+        fresh(i)
+        for event in incoming(i)[:4]:
+            bridge._deliver(ALICE, event)
+        app.processEvents()
+
+    timed(
+        "auto-answer: the established CallState (the spare bound)",
+        lambda i: bridge._deliver(ALICE, incoming(i)[4]),
+        setup=answered_so_far,
+    )
     manager.close_all()
     window.close()
 
