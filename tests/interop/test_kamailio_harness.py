@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -208,6 +209,42 @@ def test_stop_is_complete_and_idempotent(kamailio: KamailioServer) -> None:
         time.sleep(0.05)
     else:
         pytest.fail(f"kamailio process group {pid} still alive after stop()")
+
+
+def test_concurrent_tls_handshakes_leave_kamailio_alive(kamailio: KamailioServer) -> None:
+    """Debian 12's Kamailio 5.6.3 with OpenSSL 3 shares one OpenSSL error state, allocated in
+    shared memory before the fork, between its processes (kamailio issues 3695, 3791; 5.8's
+    tls_threads_mode is the fix and 5.6 lacks it). Two TCP receivers in a TLS handshake at once
+    then free the same pointer and one aborts: one CI run lost a Kamailio to two phones
+    registering together. With tcp_children=2 this load killed it in each of five runs (after
+    41-1896 handshakes); the harness runs one TCP receiver."""
+    threads, each = 8, 400
+    answered: list[int] = []
+    failures: list[BaseException] = []
+
+    def hammer() -> None:
+        done = 0
+        try:
+            for _ in range(each):
+                with _probe(kamailio) as probe:
+                    response = probe.options()
+                    assert response is not None
+                    assert response.status == 200
+                done += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below, with the log
+            failures.append(exc)
+        answered.append(done)
+
+    workers = [threading.Thread(target=hammer) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    log = kamailio.log_text(current_run_only=True)
+    assert kamailio.running, log[-3000:]
+    assert "BUG:" not in log
+    assert not failures, f"{failures[0]!r} after {sum(answered)} handshakes"
+    assert sum(answered) == threads * each
 
 
 def test_a_start_failure_raises_with_the_log(tmp_path: Path, interop_pki: LabPKI) -> None:
