@@ -452,8 +452,10 @@ class TunnelHost:
             call.receive_bye(request, tx)
         elif request.method == "OPTIONS":
             self._reply(request, tx, 200)
-        else:  # no re-INVITE/UPDATE inside a tunnel yet: the call goes on unchanged
-            self._reply(request, tx, 488 if request.method == "INVITE" else 501)
+        elif request.method == "INVITE":  # re-INVITE inside the tunnel: hold, resume (§14.2)
+            call.receive_reinvite(request, tx)
+        else:  # UPDATE (RFC 3311), INFO (RFC 6086): not implemented; the call goes on
+            self._reply(request, tx, 501)
 
     def _incoming_invite(self, request: Request, tx: ServerTransaction) -> None:
         """The INVITE inside the tunnel (Figure 3 step 16-17): it must come From the AOR the

@@ -633,3 +633,61 @@ async def test_dtls_srtp_keyed_inside_the_tunnel_is_end_to_end(
     relayed = bytes(proxy.tunnel_bytes)
     assert b"a=fingerprint" not in relayed and b"m=audio" not in relayed
     await call.hangup()
+
+
+async def test_hold_and_resume_go_inside_the_tunnel_both_ways(
+    party: Callable[..., Any], proxy: SipsecProxy, lab: Lab
+) -> None:
+    """A re-INVITE inside the tunnel (RFC 3261 §14, RFC 3264 §8.4): the tunnel answered every
+    re-INVITE with 488 until stop 20, so Hold in a sipsec call always failed ("the other side
+    refused the change") while it worked in every other call."""
+    alice = await party("alice@atlanta.test", lab.alice, TrustDecision.ACCEPT_ONCE)
+    bob = await party("bob@biloxi.test", lab.bob, TrustDecision.ACCEPT_ONCE)
+    heard_by_alice = Recorder()
+    call = await alice.ua.call(
+        "sipsec:bob@biloxi.test", source=ToneSource(1000), sink=heard_by_alice
+    )
+    await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    await wait_until(lambda: bool(bob.incoming), "bob's call")
+    bob_call = bob.incoming[0]
+    await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    bob_heard = bob_call.sink
+    assert isinstance(bob_heard, Recorder)
+    await wait_until(lambda: bob_heard.loud_frames() > 10, "bob hearing alice")
+
+    # alice holds: bob hears nothing more, both phones say who holds.
+    await asyncio.wait_for(call.hold(), WAIT)
+    assert call.held_by_us and call.phase is CallPhase.ESTABLISHED
+    await wait_until(lambda: bob_call.held_by_peer, "bob seeing alice's hold")
+    await asyncio.sleep(0.2)  # packets already on their way
+    bob_heard.clear()
+    await asyncio.sleep(0.4)
+    assert bob_heard.loud_frames() == 0
+    # bob holds too (the callee's re-INVITE, the other way through the tunnel), then lets go.
+    await asyncio.wait_for(bob_call.hold(), WAIT)
+    assert bob_call.held_by_us and bob_call.held_by_peer
+    await wait_until(lambda: call.held_by_peer, "alice seeing bob's hold")
+    await asyncio.wait_for(bob_call.resume(), WAIT)
+    await wait_until(lambda: not call.held_by_peer, "alice seeing bob's resume")
+    # alice resumes: audio both ways again.
+    await asyncio.wait_for(call.resume(), WAIT)
+    assert not call.held and call.phase is CallPhase.ESTABLISHED
+    heard_by_alice.clear()
+    await wait_until(lambda: bob_heard.loud_frames() > 10, "bob hearing alice again")
+    await wait_until(lambda: heard_by_alice.loud_frames() > 10, "alice hearing bob again")
+    assert abs(heard(bob_heard) - 1000) <= 20
+
+    # Every re-INVITE went inside the tunnel; the proxy saw one CONNECT and opaque bytes.
+    invites = [t for t in alice.traces if t.first_line.startswith("INVITE ")]
+    sent = [t for t in invites if t.direction == "sent"]
+    assert len(sent) == 3  # the call, alice's hold, alice's resume
+    assert len(invites) - len(sent) == 2  # bob's hold and resume
+    assert {t.protection for t in invites} == {"sipsec-tunnel"}
+    assert len(proxy.connects) == 1
+    relayed = bytes(proxy.tunnel_bytes)
+    for secret in (b"INVITE", b"a=sendonly", b"a=crypto"):
+        assert secret not in relayed
+    held = [(e.by, e.held) for e in alice.events.events if type(e).__name__ == "CallHeld"]
+    assert held == [("us", True), ("peer", True), ("peer", False), ("us", False)]
+    await call.hangup()
+    await asyncio.wait_for(asyncio.shield(bob_call.ended), WAIT)

@@ -152,6 +152,21 @@ def test_sipsec_call_between_two_gui_phones(
                 alice_window.grab().save(str(SHOTS / "journey-alice-in-call.png"))
                 bob_window.grab().save(str(SHOTS / "journey-bob-in-call.png"))
 
+                # Hold and resume from the call window: the re-INVITEs go inside the tunnel
+                # (the tunnel refused them with 488 until stop 20: Hold always failed here).
+                QTest.mouseClick(alice_window.hold_button, Qt.MouseButton.LeftButton)
+                await until(lambda: alice_window.presenter.phase_words == "On hold", "held")
+                await until(
+                    lambda: (
+                        bob_window.presenter.phase_words == "The other side put the call on hold"
+                    ),
+                    "bob told of the hold",
+                )
+                QTest.mouseClick(alice_window.hold_button, Qt.MouseButton.LeftButton)
+                await until(lambda: not alice_window.presenter.held_by, "resumed")
+                await until(lambda: not bob_window.presenter.held_by, "bob told of the resume")
+                assert alice_window.presenter.phase == bob_window.presenter.phase == "established"
+
                 QTest.mouseClick(alice_window.trace_button, Qt.MouseButton.LeftButton)
                 ladder = alice.calls.ladders[alice_window.presenter.call_id]
                 markers = {arrow.marker for arrow in ladder.model.arrows}
@@ -160,6 +175,9 @@ def test_sipsec_call_between_two_gui_phones(
                 assert {"TLS to this hop", "sipsec tunnel"} <= markers
                 invite = next(a for a in ladder.model.arrows if a.label == "INVITE")
                 assert invite.marker == "sipsec tunnel"  # the INVITE went inside the tunnel
+                invites = [a for a in ladder.model.arrows if a.label == "INVITE"]
+                assert len(invites) == 3  # the call, hold, resume
+                assert {a.marker for a in invites} == {"sipsec tunnel"}
                 assert "inline:[redacted]" in invite.raw or "a=crypto" not in invite.raw
                 ladder.view.select(invite.index)
                 ladder.grab().save(str(SHOTS / "journey-alice-sip-trace.png"))
