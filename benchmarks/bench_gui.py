@@ -19,7 +19,8 @@ as ``main`` runs them; both in this process, so the loop carries both ends of th
   * a ``sipsec:`` call through the engine's test sipsec proxy, run in a process of its own
     (nested TLS, self-signed identities, the trust questions clicked "Connect this time").
 alice dials from the dialer (the window's Call button), bob auto-answers; ``TALK_SECONDS`` of
-audio both ways, then alice hangs up from the call window. Each call is measured with
+audio both ways, in which alice mutes, unmutes, sends a DTMF digit, holds, resumes, says "We
+compared it" and opens the SIP trace (``ACTIONS``), then alice hangs up from the call window. Each call is measured with
 bob a second GUI phone in this process (one loop carries both ends: the worst case), and with
 bob ``softphone agent --auto-answer`` in a process of his own (as a second phone is: alice's
 loop carries her phone only), that one ``BENCH_GUI_REPEAT`` times (3): a stall that is ours
@@ -84,6 +85,12 @@ REPEAT = int(os.environ.get("BENCH_GUI_REPEAT", "3"))
 #: How many times the calls with both phones in this process (the demo's layout) are measured
 #: (BENCH_GUI_HERE; 0 skips them).
 HERE = int(os.environ.get("BENCH_GUI_HERE", "1"))
+#: In the talk, alice does from her call window, ACTION_GAP s apart, what a person does in a
+#: call: mute, unmute, a DTMF digit, hold, resume (each waited for), "We compared it" where the
+#: call has a safety number, the SIP trace opened, then closed (BENCH_GUI_ACTIONS=0: none, the
+#: talk alone, as until stop 19). The talk lasts BENCH_GUI_TALK or as long as they take.
+ACTIONS = os.environ.get("BENCH_GUI_ACTIONS", "1") != "0"
+ACTION_GAP = 0.5
 #: BENCH_GUI_QT_EVENTS=1: time every Qt event delivered on the GUI thread (a QApplication whose
 #: notify() is Python, which slows every event: a diagnostic, not a figure) and list the ones
 #: of 2 ms or more inside the longest lags: what "Qt's own work" was (paint, layout, expose).
@@ -610,13 +617,15 @@ def answer_trust_questions(*phones: Any) -> None:
 
 
 async def until(condition: Callable[[], Any], what: str) -> Any:
-    async with asyncio.timeout(WAIT):
-        while True:
-            value = condition()
-            if value:
-                return value
-            await asyncio.sleep(0.02)
-    raise AssertionError(what)  # pragma: no cover
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                value = condition()
+                if value:
+                    return value
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise TimeoutError(f"not {what} within {WAIT} s") from None
 
 
 PROXY = """
@@ -817,13 +826,18 @@ async def gui_call(
 
             window = await until(established, "alice in call")
             setup = time.monotonic() - began
-            await asyncio.sleep(TALK_SECONDS)
+            talk_began = time.monotonic()
+            actions = await in_call_actions(alice, window, began) if ACTIONS else []
+            await asyncio.sleep(max(0.0, TALK_SECONDS - (time.monotonic() - talk_began)))
             QTest.mouseClick(window.hangup_button, Qt.MouseButton.LeftButton)
             await until(lambda: window.presenter.phase == "ended", "alice ended")
             ended, steal = time.monotonic(), machine_steal() - steal0
             await ticker.stop()
+        if actions:
+            print("    alice's actions: " + ", ".join(actions))
         return report(
-            f"{label} (dial → 200 {1000 * setup:.0f} ms, {TALK_SECONDS:g} s talk, hang-up)",
+            f"{label} (dial → 200 {1000 * setup:.0f} ms, {TALK_SECONDS:g} s talk"
+            f"{' with actions' if actions else ''}, hang-up)",
             ticker,
             timer,
             began,
@@ -836,6 +850,39 @@ async def gui_call(
             await phone.close()
         if peer is not None:
             await peer.stop()
+
+
+async def in_call_actions(phone: Any, window: Any, began: float) -> list[str]:
+    """What a person does in a call (``ACTIONS``), clicked in ``window``; the names of the
+    actions done, with the time each began (seconds after the dial, as the lags are given)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    done: list[str] = []
+    call_id = window.presenter.call_id
+
+    async def step(name: str, button: Any, finished: Callable[[], Any] | None = None) -> None:
+        await asyncio.sleep(ACTION_GAP)
+        if not button.isEnabled():
+            return
+        done.append(f"{name} +{time.monotonic() - began:.2f} s")
+        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+        if finished is not None:
+            await until(finished, name)
+
+    await step("mute", window.mute_button, lambda: window.muted)
+    await step("unmute", window.mute_button, lambda: not window.muted)
+    await step("DTMF 5", window.keypad["5"])
+    await step("hold", window.hold_button, lambda: "us" in window.presenter.held_by)
+    await step("resume", window.hold_button, lambda: "us" not in window.presenter.held_by)
+    await step("we compared it", window.security.compare_button)
+    await step("SIP trace", window.trace_button, lambda: call_id in phone.calls.ladders)
+    ladder = phone.calls.ladders.get(call_id)
+    if ladder is not None:
+        await asyncio.sleep(ACTION_GAP)
+        done.append(f"SIP trace closed +{time.monotonic() - began:.2f} s")
+        ladder.close()
+    return done
 
 
 async def sips_call(workdir: Path) -> None:
