@@ -20,8 +20,8 @@ as ``main`` runs them; both in this process, so the loop carries both ends of th
     (nested TLS, self-signed identities, the trust questions clicked "Connect this time").
 alice dials from the dialer (the window's Call button), bob auto-answers; ``TALK_SECONDS`` of
 audio both ways, in which alice mutes, unmutes, sends a DTMF digit, holds, resumes, says "We
-compared it" and opens the SIP trace (``ACTIONS``), then alice hangs up from the call window. Each call is measured with
-bob a second GUI phone in this process (one loop carries both ends: the worst case), and with
+compared it" and opens the SIP trace (``ACTIONS``), then alice hangs up from the call window.
+Each call is measured with bob a second GUI phone in this process (one loop carries both ends: the worst case), and with
 bob ``softphone agent --auto-answer`` in a process of his own (as a second phone is: alice's
 loop carries her phone only), that one ``BENCH_GUI_REPEAT`` times (3): a stall that is ours
 shows in every run, the machine's in some. ``BENCH_GUI_HERE`` (1) is how many times the call
