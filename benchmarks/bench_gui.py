@@ -21,14 +21,14 @@ as ``main`` runs them; both in this process, so the loop carries both ends of th
 alice dials from the dialer (the window's Call button), bob auto-answers; ``TALK_SECONDS`` of
 audio both ways, in which alice mutes, unmutes, sends a DTMF digit, holds, resumes, says "We
 compared it" and opens the SIP trace (``ACTIONS``), then alice hangs up from the call window.
-Each call is measured with bob a second GUI phone in this process (one loop carries both ends: the worst case), and with
-bob ``softphone agent --auto-answer`` in a process of his own (as a second phone is: alice's
-loop carries her phone only), that one ``BENCH_GUI_REPEAT`` times (3): a stall that is ours
-shows in every run, the machine's in some. ``BENCH_GUI_HERE`` (1) is how many times the call
-with both phones in this process is measured (the demo's layout). The peers' processes (bob's
-agent, the proxies) run at niceness ``BENCH_GUI_PEER_NICE`` (10): on this 2-core machine they
-stand in for machines of their own, so alice's threads go first when everything wants a CPU
-at once. Before
+Each call is measured with bob a second GUI phone in this process (one loop carries both ends:
+the worst case), and with bob ``softphone agent --auto-answer`` in a process of his own (as a
+second phone is: alice's loop carries her phone only), that one ``BENCH_GUI_REPEAT`` times (3):
+a stall that is ours shows in every run, the machine's in some. ``BENCH_GUI_HERE`` (1) is how
+many times the call with both phones in this process is measured (the demo's layout). The peers'
+processes (bob's agent, the proxies) run at niceness ``BENCH_GUI_PEER_NICE`` (10): on this
+2-core machine they stand in for machines of their own, so alice's threads go first when
+everything wants a CPU at once. Before
 dialling, each phone has been up long enough to build its spare call window
 (``ui.calls.CallManager.prepare_spare``) and warm its hidden tabs
 (``ui.main_window.MainWindow.warm_hidden_tabs``), as it is before anyone dials.
