@@ -617,15 +617,9 @@ def answer_trust_questions(*phones: Any) -> None:
 
 
 async def until(condition: Callable[[], Any], what: str) -> Any:
-    try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                value = condition()
-                if value:
-                    return value
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise TimeoutError(f"not {what} within {WAIT} s") from None
+    from tests.ui.demo_journey import until as poll  # PySide6: imported once Qt is up
+
+    return await poll(condition, what, wait=WAIT, every=0.02)
 
 
 PROXY = """

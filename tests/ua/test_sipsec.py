@@ -171,6 +171,20 @@ def reregistered(party: Party, old: object) -> bool:
     )
 
 
+async def alice_calls_bob(alice: Party, bob: Party) -> tuple[Call, Call, Recorder]:
+    """alice's sipsec call to bob (auto-answered), up on both sides: her call, his, and what
+    she hears (she sends a 1000 Hz tone, he a 440 Hz one)."""
+    heard_by_alice = Recorder()
+    call = await alice.ua.call(
+        "sipsec:bob@biloxi.test", source=ToneSource(1000), sink=heard_by_alice
+    )
+    await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    await wait_until(lambda: bool(bob.incoming), "bob's call")
+    bob_call = bob.incoming[0]
+    await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    return call, bob_call, heard_by_alice
+
+
 # -- the honest path ------------------------------------------------------------------------------
 
 
@@ -181,14 +195,7 @@ async def test_sipsec_call_audio_both_ways_proxy_sees_no_invite_and_both_reregis
     alice = await party("alice@atlanta.test", lab.alice, TrustDecision.ACCEPT_ONCE)
     bob = await party("bob@biloxi.test", lab.bob, TrustDecision.ACCEPT_ONCE)
     alice_flow, bob_flow = alice.ua.flow, bob.ua.flow
-    heard_by_alice = Recorder()
-    call = await alice.ua.call(
-        "sipsec:bob@biloxi.test", source=ToneSource(1000), sink=heard_by_alice
-    )
-    await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-    await wait_until(lambda: bool(bob.incoming), "bob's call")
-    bob_call = bob.incoming[0]
-    await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    call, bob_call, heard_by_alice = await alice_calls_bob(alice, bob)
     assert bob_call.peer == "sipsec:alice@atlanta.test"  # the verified identity, not a From
     # What each person sees is the scheme dialled (call window, CallState, history), not the
     # sips: Request-URI the INVITE inside the tunnel carries.
@@ -613,13 +620,7 @@ async def test_dtls_srtp_keyed_inside_the_tunnel_is_end_to_end(
     alice = await party("alice@atlanta.test", lab.alice, TrustDecision.ACCEPT_ONCE)
     bob = await party("bob@biloxi.test", lab.bob, TrustDecision.ACCEPT_ONCE)
     alice.ua.account = dataclasses.replace(alice.ua.account, keying=MediaKeying.DTLS_SRTP)
-    heard_by_alice = Recorder()
-    call = await alice.ua.call(
-        "sipsec:bob@biloxi.test", source=ToneSource(1000), sink=heard_by_alice
-    )
-    await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-    await wait_until(lambda: bool(bob.incoming), "bob's call")
-    bob_call = bob.incoming[0]
+    call, bob_call, heard_by_alice = await alice_calls_bob(alice, bob)
     await wait_until(lambda: heard_by_alice.loud_frames() > 25, "alice hearing bob")
     bob_heard = bob_call.sink
     assert isinstance(bob_heard, Recorder)
@@ -643,14 +644,7 @@ async def test_hold_and_resume_go_inside_the_tunnel_both_ways(
     refused the change") while it worked in every other call."""
     alice = await party("alice@atlanta.test", lab.alice, TrustDecision.ACCEPT_ONCE)
     bob = await party("bob@biloxi.test", lab.bob, TrustDecision.ACCEPT_ONCE)
-    heard_by_alice = Recorder()
-    call = await alice.ua.call(
-        "sipsec:bob@biloxi.test", source=ToneSource(1000), sink=heard_by_alice
-    )
-    await call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
-    await wait_until(lambda: bool(bob.incoming), "bob's call")
-    bob_call = bob.incoming[0]
-    await bob_call.wait_for(CallPhase.ESTABLISHED, timeout=WAIT)
+    call, bob_call, heard_by_alice = await alice_calls_bob(alice, bob)
     bob_heard = bob_call.sink
     assert isinstance(bob_heard, Recorder)
     await wait_until(lambda: bob_heard.loud_frames() > 10, "bob hearing alice")

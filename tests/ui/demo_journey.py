@@ -34,15 +34,18 @@ from tests.ui.shots import cut_labels
 WAIT = 45.0
 
 
-async def until(condition: Callable[[], Any], what: str, wait: float = WAIT) -> Any:
-    """Poll ``condition`` until it is truthy; fail saying ``what`` after ``wait`` seconds."""
+async def until(
+    condition: Callable[[], Any], what: str, wait: float = WAIT, every: float = 0.03
+) -> Any:
+    """Poll ``condition`` every ``every`` seconds until it is truthy; fail saying ``what``
+    after ``wait`` seconds."""
     try:
         async with asyncio.timeout(wait):
             while True:
                 value = condition()
                 if value:
                     return value
-                await asyncio.sleep(0.03)
+                await asyncio.sleep(every)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for: {what}") from None
 

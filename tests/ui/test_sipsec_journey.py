@@ -25,6 +25,7 @@ from softphone.ua.useragent import Backoff
 from tests.transport import certs
 from tests.ua.sipsec_proxy import PROXY_DOMAIN, SipsecProxy
 from tests.ui.conftest import refreshed
+from tests.ui.demo_journey import until as poll
 from tests.ui.shots import cut_labels
 from ui.app import Phone
 from ui.call_window import CallWindow
@@ -34,13 +35,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
 async def until(condition: Callable[[], Any], what: str) -> Any:
-    async with asyncio.timeout(WAIT):
-        while True:
-            value = condition()
-            if value:
-                return value
-            await asyncio.sleep(0.02)
-    raise AssertionError(what)  # pragma: no cover  # the timeout raises first
+    return await poll(condition, what, wait=WAIT, every=0.02)
 
 
 def answer_trust_questions(*phones: Phone) -> int:
