@@ -257,12 +257,8 @@ def test_concurrent_tls_handshakes_leave_kamailio_alive(kamailio: KamailioServer
 
 def _time_wait_to(port: int) -> int:
     """Local TCP connections to ``port`` in TIME_WAIT (state 06 of /proc/net/tcp)."""
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(
-        1
-        for line in lines
-        if line.split()[3] == "06" and int(line.split()[2].split(":")[1], 16) == port
-    )
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[3] == "06" and int(row[2].split(":")[1], 16) == port)
 
 
 def test_a_start_failure_raises_with_the_log(tmp_path: Path, interop_pki: LabPKI) -> None:
